@@ -1,0 +1,252 @@
+"""autologging_example: what mlflow.autolog logged, registration with alias `champion`, and the
+talk's serving commands (pyfunc, `mlflow models predict`, a real `mlflow models serve`).
+
+Expected predictions are the true Iris labels of the payload's rows, looked up in the dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.models import Model
+from sklearn.datasets import load_iris
+from sklearn.model_selection import train_test_split
+
+from tests import harness
+
+FOLDER = "autologging_example"
+EXPERIMENT = "autologging-example"
+MODEL_NAME = "iris-classifier-dt"
+CHAMPION = f"models:/{MODEL_NAME}@champion"
+PAYLOAD_FILE = harness.REPO_ROOT / FOLDER / "serving_input_example.json"
+SERVER_START_TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def store(module_store) -> harness.Store:
+    return module_store
+
+
+@pytest.fixture(scope="module")
+def runs(store) -> harness.SharedRuns:
+    return harness.SharedRuns(store, FOLDER)
+
+
+def decision_tree_run(runs: harness.SharedRuns) -> harness.ProjectResult:
+    return runs.get("main", experiment_name=EXPERIMENT)
+
+
+def registration(runs: harness.SharedRuns) -> harness.ProjectResult:
+    decision_tree_run(runs)
+    return runs.get("register")  # model_uri=newest: the model of the run above
+
+
+def payload_and_true_labels() -> tuple[dict, list[int]]:
+    """The talk's payload, and the Iris label of each of its rows."""
+    payload = json.loads(PAYLOAD_FILE.read_text())
+    iris = load_iris()
+    labels = []
+    for row in payload["inputs"]:
+        [index] = np.flatnonzero(np.all(np.isclose(iris.data, row), axis=1))
+        labels.append(int(iris.target[index]))
+    return payload, labels
+
+
+def model_id_of(run) -> str:
+    [output] = run.outputs.model_outputs  # exactly one model per run: no double logging
+    return output.model_id
+
+
+@pytest.mark.entry_point("autologging_example", "main")
+def test_main_autologs_params_metrics_dataset_and_artifacts(store, runs):
+    result = decision_tree_run(runs)
+    run = result.run
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "autologging_run"
+    assert store.client.get_experiment(run.info.experiment_id).name == EXPERIMENT
+    # Parameters of the estimator itself, logged by autolog (the seed reached random_state).
+    assert run.data.params["random_state"] == "42"
+    assert run.data.params["criterion"] == "gini"
+    assert run.data.metrics["training_accuracy_score"] >= 0.9
+    assert {"training_f1_score", "training_precision_score", "training_roc_auc"} <= set(run.data.metrics)
+    artifacts = {a.path for a in store.client.list_artifacts(run.info.run_id)}
+    assert {"estimator.html", "training_confusion_matrix.png", "metric_info.json"} <= artifacts
+    matrix = store.client.download_artifacts(run.info.run_id, "training_confusion_matrix.png")
+    with open(matrix, "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+    estimator = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/estimator.html")
+    assert "DecisionTreeClassifier" in estimator
+    # The training data, logged as a dataset input of the run.
+    [dataset_input] = run.inputs.dataset_inputs
+    assert [t.value for t in dataset_input.tags if t.key == "mlflow.data.context"] == ["train"]
+    assert json.loads(dataset_input.dataset.schema)["mlflow_tensorspec"]
+    assert f"models:/{model_id_of(run)}" in result.stdout  # the script prints the model's ID
+
+
+def test_the_autologged_model_has_signature_and_input_example(store, runs):
+    run = decision_tree_run(runs).run
+    model_uri = f"models:/{model_id_of(run)}"
+    logged = store.client.get_logged_model(model_id_of(run))
+    assert logged.source_run_id == run.info.run_id and logged.name == "model"
+    info = mlflow.models.get_model_info(model_uri)
+    assert [(s.type, s.shape) for s in info.signature.inputs.inputs] == [(np.dtype("float64"), (-1, 4))]
+    assert [s.type for s in info.signature.outputs.inputs] == [np.dtype("int64")]
+    example = Model.load(model_uri).load_input_example(mlflow.artifacts.download_artifacts(model_uri))
+    np.testing.assert_array_equal(example, load_iris().data[: len(example)])
+    files = {a.path.rsplit("/", 1)[-1] for a in mlflow.artifacts.list_artifacts(model_uri)}
+    assert {"MLmodel", "model.pkl", "requirements.txt", "serving_input_example.json"} <= files
+
+
+@pytest.mark.entry_point("autologging_example", "register")
+def test_register_makes_champion_point_at_the_new_version(store, runs):
+    run = decision_tree_run(runs).run
+    result = registration(runs)
+    assert result.run.info.status == "FINISHED"
+    champion = store.client.get_model_version_by_alias(MODEL_NAME, "champion")
+    [only_version] = store.client.search_model_versions(f"name = '{MODEL_NAME}'")
+    assert champion.version == only_version.version
+    assert champion.source == f"models:/{model_id_of(run)}"
+    assert champion.run_id == run.info.run_id
+    assert CHAMPION in result.stdout and "-p 5001" in result.stdout
+
+
+def test_champion_predicts_the_true_labels_through_pyfunc(runs):
+    registration(runs)
+    payload, labels = payload_and_true_labels()
+    model = mlflow.pyfunc.load_model(CHAMPION)
+    assert model.predict(np.array(payload["inputs"])).tolist() == labels
+
+
+def venv_env() -> dict:
+    """This test's environment (its store), with the venv's bin first on PATH as when activated:
+    `mlflow models serve` starts `uvicorn` by name."""
+    return {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+
+
+def test_mlflow_models_predict_with_the_talks_payload(store, runs):
+    registration(runs)
+    _, labels = payload_and_true_labels()
+    completed = subprocess.run(
+        [sys.executable, "-m", "mlflow", "models", "predict", "--env-manager", "local",
+         "-m", CHAMPION, "-i", str(PAYLOAD_FILE)],
+        cwd=harness.REPO_ROOT, env=venv_env(), capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == {"predictions": labels}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def model_server(model_uri: str):
+    """`mlflow models serve --env-manager local` on a free port; always stopped afterwards."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "--env-manager", "local",
+         "-m", model_uri, "-h", "127.0.0.1", "-p", str(port)],
+        cwd=harness.REPO_ROOT, env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group: we stop the server and its workers
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            assert process.poll() is None, f"the server exited:\n{process.stderr.read()[-3000:]}"
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            assert time.monotonic() < deadline, f"no answer on {url}/ping after {SERVER_START_TIMEOUT}s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+        process.stderr.close()
+
+
+def post_json(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_mlflow_models_serve_answers_the_talks_curl_request(runs):
+    registration(runs)
+    payload, labels = payload_and_true_labels()
+    with model_server(CHAMPION) as url:
+        assert post_json(f"{url}/invocations", payload) == (200, {"predictions": labels})
+        # A row with 2 features instead of 4: a clear 400, not a crash.
+        status, body = post_json(f"{url}/invocations", {"inputs": [[5.1, 3.5]]})
+        assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_register_with_a_bad_model_uri_registers_nothing(store, runs):
+    result = runs.get(
+        "register", params={"model_uri": "models:/m-doesnotexist", "model_name": "never-registered"},
+        expect_success=False,
+    )
+    ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(ours) == 1 and "cannot find a model at 'models:/m-doesnotexist'" in ours[0]
+    assert "Traceback" not in result.output
+    assert result.run.info.status == "FAILED"
+    assert store.client.search_registered_models("name = 'never-registered'") == []
+
+
+@pytest.mark.entry_point("autologging_example", "random_forest")
+def test_random_forest_logs_test_accuracy_importances_and_one_model(store, runs):
+    result = runs.get("random_forest", experiment_name="Iris Experiment")
+    run = result.run
+    assert run.info.status == "FINISHED" and run.info.run_name == "random_forest_run"
+    assert run.data.params["seed"] == "42"
+    assert run.data.params["n_estimators"] == "100" and run.data.params["max_depth"] == "6"
+    # test_accuracy is the logged model's score on the same held-out split.
+    model_id = model_id_of(run)
+    iris = load_iris()
+    _, X_test, _, y_test = train_test_split(iris.data, iris.target, test_size=0.2, random_state=42)
+    forest = mlflow.sklearn.load_model(f"models:/{model_id}")
+    assert run.data.metrics["test_accuracy"] == pytest.approx(forest.score(X_test, y_test))
+    assert "test_accuracy" in {m.key for m in store.client.get_logged_model(model_id).metrics}
+    assert not [key for key in run.data.metrics if key.endswith("_X_test")]  # logged once, by hand
+    assert len(store.client.search_logged_models([run.info.experiment_id])) == 1  # not twice
+    chart = store.client.download_artifacts(run.info.run_id, "feature_importance.png")
+    with open(chart, "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_non_integer_seed_is_one_clear_line_and_no_run(store):
+    """`python autologging_example.py abc`, as the talk runs it. (Under `mlflow run`, the same
+    one-line failure ends the project's run FAILED: see the bad model_uri test above.)"""
+    result = harness.run_script(store, f"{FOLDER}/autologging_example.py", "abc", expect_success=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: argument seed: invalid int value: 'abc'. Example: python autologging_example.py 42"
+    ]
+    assert result.runs == []

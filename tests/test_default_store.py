@@ -1,0 +1,80 @@
+"""The embedded default store: one mlflow.db + mlartifacts/ at the repository root, whichever
+folder a command runs from; an explicit MLFLOW_TRACKING_URI always wins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+import default_store
+from tests.harness import REPO_ROOT
+
+LOG_ONE_ARTIFACT = """
+import mlflow
+mlflow.set_experiment("store-check")
+with mlflow.start_run():
+    mlflow.log_text("hello", "hello.txt")
+    print(mlflow.get_tracking_uri())
+    print(mlflow.get_artifact_uri())
+"""
+
+
+def _python(code: str, cwd: Path, env: dict) -> list[str]:
+    completed = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout.split()
+
+
+def _environment_without_store_settings() -> dict:
+    env = dict(os.environ)
+    for variable in ("MLFLOW_TRACKING_URI", default_store.ARTIFACT_ROOT_VARIABLE):
+        env.pop(variable, None)
+    return env
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hook_installed():
+    hook = Path(sysconfig.get_paths()["purelib"]) / default_store.HOOK_FILE_NAME
+    assert hook.exists(), "run `make install` (or `python default_store.py install` in the venv)"
+
+
+def test_apply_defaults_points_at_the_repository_root():
+    environ: dict = {}
+    default_store.apply_defaults(environ)
+    assert default_store.sqlite_path(environ["MLFLOW_TRACKING_URI"]) == REPO_ROOT / "mlflow.db"
+    assert Path(environ[default_store.ARTIFACT_ROOT_VARIABLE]) == REPO_ROOT / "mlartifacts"
+
+
+def test_an_explicit_server_uri_wins_and_gets_no_local_artifact_root():
+    environ = {"MLFLOW_TRACKING_URI": "http://localhost:5000"}
+    default_store.apply_defaults(environ)
+    assert environ == {"MLFLOW_TRACKING_URI": "http://localhost:5000"}
+
+
+def test_every_process_of_the_venv_defaults_to_the_root_store(tmp_path):
+    printed = _python(
+        "import mlflow; print(mlflow.get_tracking_uri())", tmp_path, _environment_without_store_settings()
+    )
+    assert printed == [default_store.sqlite_uri(REPO_ROOT / "mlflow.db")]
+
+
+def test_artifacts_follow_the_database_not_the_working_directory(tmp_path):
+    store_dir, elsewhere = tmp_path / "store", tmp_path / "some_example_folder"
+    store_dir.mkdir()
+    elsewhere.mkdir()
+    env = _environment_without_store_settings()
+    env["MLFLOW_TRACKING_URI"] = default_store.sqlite_uri(store_dir / "mlflow.db")
+
+    tracking_uri, artifact_uri = _python(LOG_ONE_ARTIFACT, elsewhere, env)
+
+    assert tracking_uri == env["MLFLOW_TRACKING_URI"]
+    assert Path(artifact_uri.removeprefix("file://")).is_relative_to(store_dir / "mlartifacts")
+    assert list(store_dir.glob("mlartifacts/*/*/artifacts/hello.txt"))
+    assert list(elsewhere.iterdir()) == [], "nothing may be written where the command ran"

@@ -1,0 +1,105 @@
+"""Repository-wide contracts: every MLproject entry point has a smoke test, and every example's
+python_env.yaml agrees with the one pinned environment in requirements.txt."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness import REPO_ROOT
+
+MLPROJECT_FILES = sorted(REPO_ROOT.glob("*/MLproject"))
+EXAMPLE_FOLDERS = [p.parent.name for p in MLPROJECT_FILES]
+
+
+def _requirement_name(line: str) -> str:
+    """'psycopg[binary]==3.3.9' -> 'psycopg' (normalised as pip does)."""
+    name = re.split(r"[\[=<>!~;\s]", line.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pinned_requirements() -> dict[str, str]:
+    lines = (REPO_ROOT / "requirements.txt").read_text().splitlines()
+    pins = [line.split("#")[0].strip() for line in lines]
+    return {_requirement_name(p): p for p in pins if p}
+
+
+def _marked_entry_points() -> set[tuple[str, str]]:
+    """(folder, entry) of every ``@pytest.mark.entry_point(folder, entry)`` under tests/."""
+    marked = set()
+    for test_file in (REPO_ROOT / "tests").glob("test_*.py"):
+        module = ast.parse(test_file.read_text())
+        # Module-level string constants, e.g. PROJECT = "census_project", may name the folder.
+        constants = {
+            target.id: node.value.value
+            for node in module.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+
+        def value(argument: ast.expr):
+            if isinstance(argument, ast.Constant):
+                return argument.value
+            return constants.get(argument.id) if isinstance(argument, ast.Name) else None
+
+        for node in ast.walk(module):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "entry_point"
+                and len(node.args) == 2
+            ):
+                marked.add((value(node.args[0]), value(node.args[1])))
+    return marked
+
+
+def test_the_repository_has_its_example_projects():
+    assert {"tracking_example", "autologging_example"} <= set(EXAMPLE_FOLDERS)
+
+
+@pytest.mark.parametrize("mlproject", MLPROJECT_FILES, ids=EXAMPLE_FOLDERS)
+def test_every_entry_point_has_a_smoke_test(mlproject: Path):
+    spec = yaml.safe_load(mlproject.read_text())
+    folder = mlproject.parent.name
+    missing = sorted(
+        entry for entry in spec["entry_points"] if (folder, entry) not in _marked_entry_points()
+    )
+    assert not missing, (
+        f"{folder}/MLproject entry points without a smoke test "
+        f"(@pytest.mark.entry_point({folder!r}, <entry>)): {missing}"
+    )
+
+
+@pytest.mark.parametrize("mlproject", MLPROJECT_FILES, ids=EXAMPLE_FOLDERS)
+def test_every_parameter_reaches_its_command(mlproject: Path):
+    spec = yaml.safe_load(mlproject.read_text())
+    for entry, definition in spec["entry_points"].items():
+        for parameter in definition.get("parameters") or {}:
+            assert "{" + parameter + "}" in definition["command"], (
+                f"{mlproject.parent.name}:{entry} declares {parameter!r} but never passes it"
+            )
+
+
+@pytest.mark.parametrize("mlproject", MLPROJECT_FILES, ids=EXAMPLE_FOLDERS)
+def test_python_env_agrees_with_requirements(mlproject: Path):
+    spec = yaml.safe_load(mlproject.read_text())
+    assert spec.get("python_env") == "python_env.yaml"
+    python_env = yaml.safe_load((mlproject.parent / "python_env.yaml").read_text())
+    assert str(python_env["python"]) == "3.11"
+    pins = _pinned_requirements()
+    for dependency in python_env["dependencies"]:
+        name = _requirement_name(dependency)
+        assert name in pins, f"{mlproject.parent.name}/python_env.yaml: {dependency} is not in requirements.txt"
+        assert dependency.replace(" ", "") == pins[name].replace(" ", ""), (
+            f"{mlproject.parent.name}/python_env.yaml pins {dependency}, requirements.txt pins {pins[name]}"
+        )
+
+
+def test_requirements_are_all_pinned_exactly():
+    for line in _pinned_requirements().values():
+        assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.\-]*", line), line
