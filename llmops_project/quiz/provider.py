@@ -1,0 +1,53 @@
+"""The LLM provider: any OpenAI-compatible endpoint, configured the standard way.
+
+* ``OPENAI_API_KEY``  - required (a local server accepts any value)
+* ``OPENAI_BASE_URL`` - optional, e.g. http://127.0.0.1:8080/v1 for the offline local model
+
+Both clients retry 429, 5xx, time-outs and connection errors with exponential back-off
+(the OpenAI SDK's own retry loop, which LangChain's ChatOpenAI reuses), so one question stays
+one call, and one trace, however many attempts it takes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from quiz import QuizError
+
+MAX_RETRIES = 4  # attempts after the first; back-off 0.5 s, 1 s, 2 s, 4 s (+ jitter)
+TIMEOUT_SECONDS = 120.0  # per attempt
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+
+
+def require_api_key() -> None:
+    """Called first thing, before any MLflow call: no key, no run."""
+    if not os.environ.get("OPENAI_API_KEY"):
+        raise QuizError(
+            "OPENAI_API_KEY is not set. Set it to your OpenAI key (export OPENAI_API_KEY=sk-...), "
+            "or to any value with OPENAI_BASE_URL pointing at a local server such as "
+            "http://127.0.0.1:8080/v1 (see README, 'Offline')"
+        )
+
+
+def endpoint() -> str:
+    return os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL
+
+
+def openai_client():
+    """The OpenAI SDK client (reads OPENAI_API_KEY and OPENAI_BASE_URL itself)."""
+    from openai import OpenAI
+
+    return OpenAI(max_retries=MAX_RETRIES, timeout=TIMEOUT_SECONDS)
+
+
+def chat_model(model: str, temperature: float, max_tokens: int):
+    """LangChain's ChatOpenAI with the same endpoint and retry policy."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=model,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        max_retries=MAX_RETRIES,
+        timeout=TIMEOUT_SECONDS,
+    )
