@@ -1,0 +1,68 @@
+"""Fixtures for the native tracking stack (PostgreSQL + S3 stand-in + mlflow server).
+
+``native_stack`` (session-scoped) starts the very stack ``make stack`` starts
+(``tracking_server/stack.py``), on free loopback ports in a fresh folder under /tmp, and stops
+it at the end. ``stack_store`` points one test, and the ``mlflow run`` processes it starts, at
+that server's URI and nothing else: clients know only ``MLFLOW_TRACKING_URI``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests import harness
+from tracking_server.stack import NativeStack, StackConfig, StackError, postgres_bin_dir
+
+# One worker (mlflow defaults to 4) starts fastest on a small CI machine; the tests send one request at a time.
+TEST_SERVER_WORKERS = 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def native_stack():
+    """The running stack: ``.tracking_uri``, ``.postgres_conninfo``, ``.s3_client()``, restarts."""
+    try:
+        postgres_bin_dir()  # as root on Debian this installs PostgreSQL when it is missing
+    except StackError as error:
+        if os.geteuid() == 0:
+            raise
+        pytest.skip(str(error))
+    # Not pytest's tmp_path: that folder is private to root, and PostgreSQL runs as `postgres`.
+    root = Path(tempfile.mkdtemp(prefix="mlflow-stack-test-"))
+    stack = NativeStack(StackConfig(
+        root=root, mlflow_port=free_port(), postgres_port=free_port(), s3_port=free_port(),
+        workers=TEST_SERVER_WORKERS,
+    ))
+    try:
+        stack.start()
+        stack.s3_client()  # made now, before any MLflow background thread touches os.environ
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def stack_store(native_stack, monkeypatch) -> harness.Store:
+    """This test's tracking store is the stack's server (shared by every stack test)."""
+    harness.use_tracking_uri(monkeypatch, native_stack.tracking_uri, None)
+    # The S3 endpoint and keys belong to the server alone: a client needs none of them.
+    for variable in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")  # no internet; and no background thread
+    yield harness.Store(native_stack.tracking_uri, None, MlflowClient(native_stack.tracking_uri))
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)

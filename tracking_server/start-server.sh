@@ -1,0 +1,49 @@
+#!/bin/sh
+# The ONE command that starts the team's MLflow Tracking Server (the talk's set-up 3).
+# Used by both ways of running the stack:
+#   * docker-compose.yml  (the `mlflow` service runs this script inside tracking_server/Dockerfile's image)
+#   * tracking_server/stack.py  (`make stack`: the same three services natively, without Docker)
+#
+# The server mediates between clients and the two stores, so a client needs only
+# MLFLOW_TRACKING_URI=http://<host>:<port>:
+#   metadata  -> the Backend Store, PostgreSQL        (--backend-store-uri)
+#   artifacts -> the Artifact Store, an S3 bucket     (--artifacts-destination + --serve-artifacts:
+#                the server uploads/downloads for the clients, so they need no S3 credentials)
+#
+# Configuration comes from the environment (docker compose fills it from .env; stack.py from
+# .stack/). MLflow and boto3 read MLFLOW_S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+# and MLFLOW_SERVER_ALLOWED_HOSTS themselves.
+set -eu
+
+: "${POSTGRES_USER:?set POSTGRES_USER (see .env.example)}"
+: "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD (see .env.example)}"
+: "${POSTGRES_DB:?set POSTGRES_DB (see .env.example)}"
+: "${POSTGRES_HOST:?set POSTGRES_HOST, the PostgreSQL server name}"
+: "${MLFLOW_BUCKET:?set MLFLOW_BUCKET, the S3 bucket for artifacts (see .env.example)}"
+: "${MLFLOW_S3_ENDPOINT_URL:?set MLFLOW_S3_ENDPOINT_URL, the S3 server (MinIO) URL}"
+: "${AWS_ACCESS_KEY_ID:?set AWS_ACCESS_KEY_ID, the S3 access key}"
+: "${AWS_SECRET_ACCESS_KEY:?set AWS_SECRET_ACCESS_KEY, the S3 secret key}"
+
+# `postgresql+psycopg` names the driver (psycopg 3, pinned in requirements.txt) explicitly: a bare
+# `postgresql://` makes SQLAlchemy pick a driver by its own version (psycopg2 up to 2.0, psycopg 3
+# from 2.1), and the server would fail to start wherever that one is missing.
+BACKEND_STORE_URI="postgresql+psycopg://${POSTGRES_USER}:${POSTGRES_PASSWORD}@${POSTGRES_HOST}:${POSTGRES_PORT:-5432}/${POSTGRES_DB}"
+
+# uvicorn's supervisor kills any worker that does not answer its ping within 5 s (its default) and
+# drops every request that worker was serving. A worker busy under a classroom's load can miss
+# that ping: tracking_server/load_benchmark.py lost 26 of 1,088 requests that way. 60 s keeps busy
+# workers; a truly hung one is still replaced.
+export MLFLOW_UVICORN_OPTS="${MLFLOW_UVICORN_OPTS:---timeout-worker-healthcheck 60}"
+
+# --app-name basic-auth turns on MLflow's login + permissions app (see tracking_server/README.md).
+set -- --host "${MLFLOW_HOST:-0.0.0.0}" --port "${MLFLOW_PORT:-5000}"
+if [ -n "${MLFLOW_WORKERS:-}" ]; then set -- "$@" --workers "$MLFLOW_WORKERS"; fi
+if [ -n "${MLFLOW_APP_NAME:-}" ]; then set -- "$@" --app-name "$MLFLOW_APP_NAME"; fi
+
+echo "Starting MLflow server: metadata in PostgreSQL at ${POSTGRES_HOST}:${POSTGRES_PORT:-5432}/${POSTGRES_DB}," \
+     "artifacts in s3://${MLFLOW_BUCKET} at ${MLFLOW_S3_ENDPOINT_URL}"
+exec mlflow server \
+    --backend-store-uri "$BACKEND_STORE_URI" \
+    --artifacts-destination "s3://${MLFLOW_BUCKET}" \
+    --serve-artifacts \
+    "$@"
