@@ -12,18 +12,7 @@ from quiz.questions import load_questions
 def parse_args():
     defaults = cli.entry_point_defaults("generate_answers")
     parser = cli.ArgumentParser(prog="generate_answers.py", description=__doc__)
-    parser.add_argument("--prompt-template", default=defaults["prompt_template"],
-                        help="user prompt template: basic, concise, practical or academic")
-    parser.add_argument("--max-questions", type=cli.whole_number(-1), default=defaults["max_questions"],
-                        help="answer only the first N questions (-1 = all)")
-    parser.add_argument("--model", default=defaults["model"], help="chat model name")
-    parser.add_argument("--temperature", type=float, default=defaults["temperature"], help="sampling temperature")
-    parser.add_argument("--max-tokens", type=cli.whole_number(1), default=defaults["max_tokens"],
-                        help="longest answer, in tokens")
-    parser.add_argument("--concurrency", type=cli.whole_number(1), default=defaults["concurrency"],
-                        help="questions answered at once (1 = one after the other)")
-    parser.add_argument("--max-failure-rate", type=cli.fraction, default=defaults["max_failure_rate"],
-                        help="fail the run when more than this fraction of questions failed")
+    cli.add_generation_arguments(parser, defaults)
     return parser.parse_args()
 
 

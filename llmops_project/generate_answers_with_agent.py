@@ -13,22 +13,11 @@ from quiz.questions import load_questions
 def parse_args():
     defaults = cli.entry_point_defaults("generate_answers_with_agent")
     parser = cli.ArgumentParser(prog="generate_answers_with_agent.py", description=__doc__)
-    parser.add_argument("--prompt-template", default=defaults["prompt_template"],
-                        help="user prompt template: basic, concise, practical or academic")
+    cli.add_generation_arguments(parser, defaults)
     parser.add_argument("--search-results-count", type=cli.whole_number(1),
                         default=defaults["search_results_count"], help="results per web search (default and maximum)")
-    parser.add_argument("--max-questions", type=cli.whole_number(-1), default=defaults["max_questions"],
-                        help="answer only the first N questions (-1 = all)")
-    parser.add_argument("--model", default=defaults["model"], help="chat model name")
-    parser.add_argument("--temperature", type=float, default=defaults["temperature"], help="sampling temperature")
-    parser.add_argument("--max-tokens", type=cli.whole_number(1), default=defaults["max_tokens"],
-                        help="longest answer, in tokens")
     parser.add_argument("--search-backend", default=defaults["search_backend"],
                         help="auto (DuckDuckGo if reachable, else offline), ddgs or offline")
-    parser.add_argument("--concurrency", type=cli.whole_number(1), default=defaults["concurrency"],
-                        help="questions answered at once (1 = one after the other)")
-    parser.add_argument("--max-failure-rate", type=cli.fraction, default=defaults["max_failure_rate"],
-                        help="fail the run when more than this fraction of questions failed")
     return parser.parse_args()
 
 
