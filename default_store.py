@@ -48,7 +48,7 @@ def sqlite_path(tracking_uri: str) -> Path | None:
     prefix = "sqlite:///"
     if not tracking_uri.startswith(prefix):
         return None
-    return Path(unquote(tracking_uri[len(prefix):].split("?", 1)[0]))
+    return Path(unquote(tracking_uri[len(prefix) :].split("?", 1)[0]))
 
 
 def apply_defaults(environ=os.environ) -> None:

@@ -7,10 +7,10 @@ or, from the repository root:
     mlflow run autologging_example --env-manager local --experiment-name autologging-example
 """
 
+import mlflow  # to use MLflow functionalities
 from sklearn.datasets import load_iris  # to load the iris dataset
 from sklearn.tree import DecisionTreeClassifier  # to use decision tree classifier
 
-import mlflow  # to use MLflow functionalities
 from cli import ArgumentParser, use_experiment  # one-line errors; the `mlflow run` experiment rule
 
 EXPERIMENT_NAME = "autologging-example"
@@ -46,7 +46,8 @@ def main() -> None:
     print("Next, from the repository root: register it, with alias 'champion'")
     print(f"  mlflow run autologging_example -e register --env-manager local -P model_uri={model_uri}")
     print("or predict with it right away:")
-    print(f'  mlflow models predict --env-manager local -m "{model_uri}" -i autologging_example/serving_input_example.json')
+    payload = "autologging_example/serving_input_example.json"
+    print(f'  mlflow models predict --env-manager local -m "{model_uri}" -i {payload}')
 
 
 if __name__ == "__main__":

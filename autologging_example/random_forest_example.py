@@ -11,12 +11,12 @@ cannot know: the seed of the split, the accuracy on the test set, and a feature-
 """
 
 import matplotlib.pyplot as plt
+import mlflow
 import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-import mlflow
 from cli import ArgumentParser, use_experiment
 
 EXPERIMENT_NAME = "Iris Experiment"
@@ -38,15 +38,11 @@ def main() -> None:
     )
 
     iris = load_iris()
-    X_train, X_test, y_train, y_test = train_test_split(
-        iris.data, iris.target, test_size=0.2, random_state=args.seed
-    )
+    X_train, X_test, y_train, y_test = train_test_split(iris.data, iris.target, test_size=0.2, random_state=args.seed)
 
     with mlflow.start_run(run_name=RUN_NAME) as run:
         print(f"Training a random forest ({args.n_estimators} trees, max depth {args.max_depth}) ...")
-        rf = RandomForestClassifier(
-            n_estimators=args.n_estimators, max_depth=args.max_depth, random_state=args.seed
-        )
+        rf = RandomForestClassifier(n_estimators=args.n_estimators, max_depth=args.max_depth, random_state=args.seed)
         rf.fit(X_train, y_train)  # autolog logs params, training metrics and the model here
         # Seed 004 ends with mlflow.sklearn.log_model(rf, "model") (MLflow 3: name="model").
         # Autolog has already logged this very model, with its signature and input example:

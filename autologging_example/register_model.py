@@ -2,7 +2,8 @@
 
 The script version of the talk's "Register" button (Model registration, pt. 1-4):
 
-    python register_model.py [--model-uri newest | models:/m-... | runs:/<run_id>/model] [--model-name iris-classifier-dt]
+    python register_model.py [--model-uri newest | models:/m-... | runs:/<run_id>/model]
+                             [--model-name iris-classifier-dt]
 
 or, from the repository root:
 
@@ -38,7 +39,9 @@ def newest_autologged_model() -> str:
 
 
 def main() -> None:
-    parser = ArgumentParser(example="python register_model.py --model-uri models:/m-<id>", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(
+        example="python register_model.py --model-uri models:/m-<id>", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--model-uri", default="newest", help="newest, models:/m-<id> or runs:/<run_id>/model")
     parser.add_argument("--model-name", default="iris-classifier-dt")
     args = parser.parse_args()
@@ -60,7 +63,9 @@ def main() -> None:
 
     champion = f"models:/{args.model_name}@{ALIAS}"
     print("Next, from the repository root:")
-    print(f'  mlflow models predict --env-manager local -m "{champion}" -i autologging_example/serving_input_example.json')
+    print(
+        f'  mlflow models predict --env-manager local -m "{champion}" -i autologging_example/serving_input_example.json'
+    )
     print(f'  mlflow models serve --env-manager local -m "{champion}" -p 5001')
 
 

@@ -22,7 +22,11 @@ from census.params import ArgumentParser, BadParameter, exit_on_bad_parameter, l
 def parse_args(argv=None):
     parser = ArgumentParser(prog="test.py", description="Evaluate a trained census-income model on its held-out split.")
     parser.add_argument("--run-id", required=True, help="id of the training run whose held-out split to use")
-    parser.add_argument("--model-uri", required=True, help="model to test, e.g. models:/<model id> or models:/adult-best-random-forest@champion")
+    parser.add_argument(
+        "--model-uri",
+        required=True,
+        help="model to test, e.g. models:/<model id> or models:/adult-best-random-forest@champion",
+    )
     return parser.parse_args(argv)
 
 
@@ -31,7 +35,8 @@ def load_model(model_uri: str):
         return mlflow.sklearn.load_model(model_uri)
     except Exception as problem:  # MlflowException, OSError... whatever the URI points to
         raise BadParameter(
-            "model_uri", f"cannot load {model_uri!r} ({str(problem).splitlines()[0][:200]})",
+            "model_uri",
+            f"cannot load {model_uri!r} ({str(problem).splitlines()[0][:200]})",
             "Pass the models:/<model id> printed by the train entry point",
         ) from None
 
@@ -49,7 +54,9 @@ def main(argv=None) -> None:
         mlflow.set_experiment(experiment_id=mlflow.get_run(args.run_id).info.experiment_id)
     with mlflow.start_run(run_name=f"test-{args.run_id[:8]}") as run:
         log_new_params({"run_id": args.run_id, "model_uri": args.model_uri})
-        mlflow.set_tags({"census.role": "test", "census.training_run_id": args.run_id, "census.model_uri": args.model_uri})
+        mlflow.set_tags(
+            {"census.role": "test", "census.training_run_id": args.run_id, "census.model_uri": args.model_uri}
+        )
         probability = model.predict_proba(X)[:, 1]
         metrics = classification_metrics(y, probability)
         mlflow.log_metrics({f"test_{name}": value for name, value in metrics.items()})
@@ -58,8 +65,10 @@ def main(argv=None) -> None:
     print("Test metrics: " + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
     print(f"Logged as run {run.info.run_id} (charts under charts/).")
     print("\nNext, check the data for drift (batch=held_out: none expected; batch=shifted: drift):")
-    print(f"mlflow run census_project -e monitor --env-manager local --experiment-name "
-          f"{shlex.quote(mlflow.get_experiment(run.info.experiment_id).name)} -P run_id={args.run_id} -P batch=shifted")  # fmt: skip
+    print(
+        f"mlflow run census_project -e monitor --env-manager local --experiment-name "
+        f"{shlex.quote(mlflow.get_experiment(run.info.experiment_id).name)} -P run_id={args.run_id} -P batch=shifted"
+    )
 
 
 if __name__ == "__main__":

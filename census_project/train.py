@@ -29,31 +29,81 @@ from mlflow.tracking import MlflowClient
 from census import data, pipeline
 from census.evaluate import classification_metrics, log_cv_chart, log_evaluation_charts, log_feature_chart
 from census.params import (
-    ArgumentParser, BadParameter, exit_on_bad_parameter, log_new_params, one_of, parse_bool, parse_json_list,
-)  # fmt: skip
+    ArgumentParser,
+    BadParameter,
+    exit_on_bad_parameter,
+    log_new_params,
+    one_of,
+    parse_bool,
+    parse_json_list,
+)
 
 # Where the last training run's ids are written for scripts (make demo-census reads it).
 LAST_TRAINING_FILE = Path(__file__).resolve().parent / "last_training_run.json"
 
 
 def parse_args(argv=None):
-    parser = ArgumentParser(prog="train.py", description="Train and select a census-income classifier, tracked with MLflow.")
+    parser = ArgumentParser(
+        prog="train.py", description="Train and select a census-income classifier, tracked with MLflow."
+    )
     add = parser.add_argument
     add("--model-type", default="both", help="which family to search: both | logistic | random_forest (default: both)")
-    add("--test-size", type=float, default=0.2, help="share of rows held out for the final evaluation, in (0, 1) (default: 0.2)")
+    add(
+        "--test-size",
+        type=float,
+        default=0.2,
+        help="share of rows held out for the final evaluation, in (0, 1) (default: 0.2)",
+    )
     add("--cv-splits", type=int, default=3, help="number of stratified cross-validation folds, >= 2 (default: 3)")
     add("--random-state", type=int, default=42, help="seed of the split, the folds and the models (default: 42)")
-    add("--numeric-imputation-strategy", default="median", help=f"SimpleImputer strategy for numbers: {', '.join(pipeline.NUMERIC_IMPUTATION_STRATEGIES)} (default: median)")
-    add("--numeric-scaling-with-mean", default="true", help="StandardScaler(with_mean=...): true or false (default: true)")
-    add("--categorical-imputation-strategy", default="most_frequent", help=f"SimpleImputer strategy for categories: {', '.join(pipeline.CATEGORICAL_IMPUTATION_STRATEGIES)} (default: most_frequent)")
-    add("--ohe-handle-unknown", default="ignore", help=f"OneHotEncoder(handle_unknown=...): {', '.join(pipeline.OHE_HANDLE_UNKNOWN)} (default: ignore)")
-    add("--sparse-threshold", type=float, default=0.3, help="ColumnTransformer(sparse_threshold=...), in [0, 1] (default: 0.3)")
+    add(
+        "--numeric-imputation-strategy",
+        default="median",
+        help=f"SimpleImputer strategy for numbers: {', '.join(pipeline.NUMERIC_IMPUTATION_STRATEGIES)}",
+    )
+    add(
+        "--numeric-scaling-with-mean",
+        default="true",
+        help="StandardScaler(with_mean=...): true or false (default: true)",
+    )
+    add(
+        "--categorical-imputation-strategy",
+        default="most_frequent",
+        help=f"SimpleImputer strategy for categories: {', '.join(pipeline.CATEGORICAL_IMPUTATION_STRATEGIES)}",
+    )
+    add(
+        "--ohe-handle-unknown",
+        default="ignore",
+        help=f"OneHotEncoder(handle_unknown=...): {', '.join(pipeline.OHE_HANDLE_UNKNOWN)} (default: ignore)",
+    )
+    add(
+        "--sparse-threshold",
+        type=float,
+        default=0.3,
+        help="ColumnTransformer(sparse_threshold=...), in [0, 1] (default: 0.3)",
+    )
     add("--lr-max-iter", type=int, default=1000, help="LogisticRegression(max_iter=...) (default: 1000)")
-    add("--lr-C-values", default="[0.1, 1.0, 10.0]", help="JSON list of LogisticRegression C values to try (default: '[0.1, 1.0, 10.0]')")
-    add("--lr-solvers", default='["lbfgs"]', help=f"JSON list of LogisticRegression solvers to try, among {', '.join(pipeline.LR_SOLVERS)} (default: '[\"lbfgs\"]')")
+    add(
+        "--lr-C-values",
+        default="[0.1, 1.0, 10.0]",
+        help="JSON list of LogisticRegression C values to try (default: '[0.1, 1.0, 10.0]')",
+    )
+    add(
+        "--lr-solvers",
+        default='["lbfgs"]',
+        help=f"JSON list of LogisticRegression solvers to try, among {', '.join(pipeline.LR_SOLVERS)}",
+    )
     add("--rf-n-estimators", default="[150, 300]", help="JSON list of forest sizes to try (default: '[150, 300]')")
-    add("--rf-max-depths", default="[null, 12]", help="JSON list of forest max depths to try; null = unlimited (default: '[null, 12]')")
-    add("--data-source", default="local", help="local (data/adult.data.gz, offline) or openml (downloads; needs internet) (default: local)")
+    add(
+        "--rf-max-depths",
+        default="[null, 12]",
+        help="JSON list of forest max depths to try; null = unlimited (default: '[null, 12]')",
+    )
+    add(
+        "--data-source",
+        default="local",
+        help="local (data/adult.data.gz, offline) or openml (downloads; needs internet) (default: local)",
+    )
     return parser.parse_args(argv)
 
 
@@ -86,19 +136,37 @@ def validate(args) -> dict:
     if args.cv_splits < 2:
         raise BadParameter("cv_splits", f"{args.cv_splits} folds cannot cross-validate", "Use -P cv_splits=2 or more")
     if not 0 <= args.sparse_threshold <= 1:
-        raise BadParameter("sparse_threshold", f"{args.sparse_threshold} is outside [0, 1]", "Use e.g. -P sparse_threshold=0.3")
+        raise BadParameter(
+            "sparse_threshold", f"{args.sparse_threshold} is outside [0, 1]", "Use e.g. -P sparse_threshold=0.3"
+        )
     if args.lr_max_iter < 1:
-        raise BadParameter("lr_max_iter", f"{args.lr_max_iter} is not a positive number of iterations", "Use e.g. -P lr_max_iter=1000")
+        raise BadParameter(
+            "lr_max_iter", f"{args.lr_max_iter} is not a positive number of iterations", "Use e.g. -P lr_max_iter=1000"
+        )
     return {
         "model_type": one_of("model_type", args.model_type, pipeline.MODEL_TYPES),
-        "numeric_imputation_strategy": one_of("numeric_imputation_strategy", args.numeric_imputation_strategy, pipeline.NUMERIC_IMPUTATION_STRATEGIES),
+        "numeric_imputation_strategy": one_of(
+            "numeric_imputation_strategy", args.numeric_imputation_strategy, pipeline.NUMERIC_IMPUTATION_STRATEGIES
+        ),
         "numeric_scaling_with_mean": parse_bool("numeric_scaling_with_mean", args.numeric_scaling_with_mean),
-        "categorical_imputation_strategy": one_of("categorical_imputation_strategy", args.categorical_imputation_strategy, pipeline.CATEGORICAL_IMPUTATION_STRATEGIES),
+        "categorical_imputation_strategy": one_of(
+            "categorical_imputation_strategy",
+            args.categorical_imputation_strategy,
+            pipeline.CATEGORICAL_IMPUTATION_STRATEGIES,
+        ),
         "ohe_handle_unknown": one_of("ohe_handle_unknown", args.ohe_handle_unknown, pipeline.OHE_HANDLE_UNKNOWN),
-        "lr_C_values": parse_json_list("lr_C_values", args.lr_C_values, _positive_number, "positive numbers", "[0.1, 1.0, 10.0]"),
-        "lr_solvers": parse_json_list("lr_solvers", args.lr_solvers, _solver, f"solvers among {', '.join(pipeline.LR_SOLVERS)}", '["lbfgs"]'),
-        "rf_n_estimators": parse_json_list("rf_n_estimators", args.rf_n_estimators, _positive_int, "positive integers", "[150, 300]"),
-        "rf_max_depths": parse_json_list("rf_max_depths", args.rf_max_depths, _depth, "positive integers or null", "[null, 12]"),
+        "lr_C_values": parse_json_list(
+            "lr_C_values", args.lr_C_values, _positive_number, "positive numbers", "[0.1, 1.0, 10.0]"
+        ),
+        "lr_solvers": parse_json_list(
+            "lr_solvers", args.lr_solvers, _solver, f"solvers among {', '.join(pipeline.LR_SOLVERS)}", '["lbfgs"]'
+        ),
+        "rf_n_estimators": parse_json_list(
+            "rf_n_estimators", args.rf_n_estimators, _positive_int, "positive integers", "[150, 300]"
+        ),
+        "rf_max_depths": parse_json_list(
+            "rf_max_depths", args.rf_max_depths, _depth, "positive integers or null", "[null, 12]"
+        ),
         "data_source": one_of("data_source", args.data_source, data.DATA_SOURCES),
     }
 
@@ -110,16 +178,26 @@ def log_candidate_runs(results, winner) -> None:
         candidate = result.candidate
         with mlflow.start_run(run_name=candidate.name, nested=True):
             mlflow.log_params({"family": candidate.family, **candidate.param_dict})
-            mlflow.log_metrics({f"cv_{m}_{stat}": getattr(result, stat)(m) for m in pipeline.SCORING for stat in ("mean", "std")})
-            mlflow.set_tags({
-                "census.role": "candidate",
-                "census.family": candidate.family,
-                "census.best_in_family": str(candidate in best_of_family).lower(),
-                "census.winner": str(candidate == winner.candidate).lower(),
-            })  # fmt: skip
-        marks = " <- winner" if candidate == winner.candidate else (" <- best of its family" if candidate in best_of_family else "")
-        print(f"  {candidate.name}: ROC AUC {result.mean():.4f} ± {result.std():.4f}, "
-              f"accuracy {result.mean('accuracy'):.4f}, F1 {result.mean('f1'):.4f}{marks}")  # fmt: skip
+            mlflow.log_metrics(
+                {f"cv_{m}_{stat}": getattr(result, stat)(m) for m in pipeline.SCORING for stat in ("mean", "std")}
+            )
+            mlflow.set_tags(
+                {
+                    "census.role": "candidate",
+                    "census.family": candidate.family,
+                    "census.best_in_family": str(candidate in best_of_family).lower(),
+                    "census.winner": str(candidate == winner.candidate).lower(),
+                }
+            )
+        marks = (
+            " <- winner"
+            if candidate == winner.candidate
+            else (" <- best of its family" if candidate in best_of_family else "")
+        )
+        print(
+            f"  {candidate.name}: ROC AUC {result.mean():.4f} ± {result.std():.4f}, "
+            f"accuracy {result.mean('accuracy'):.4f}, F1 {result.mean('f1'):.4f}{marks}"
+        )
 
 
 def model_requirements() -> list[str]:
@@ -142,11 +220,18 @@ def main(argv=None) -> None:
     print(f"Data: {len(frame)} rows ({settings['data_source']}) -> {len(train)} for training, {len(held_out)} held out")
 
     preprocessor = pipeline.build_preprocessor(
-        settings["numeric_imputation_strategy"], settings["numeric_scaling_with_mean"],
-        settings["categorical_imputation_strategy"], settings["ohe_handle_unknown"], args.sparse_threshold,
-    )  # fmt: skip
+        settings["numeric_imputation_strategy"],
+        settings["numeric_scaling_with_mean"],
+        settings["categorical_imputation_strategy"],
+        settings["ohe_handle_unknown"],
+        args.sparse_threshold,
+    )
     candidates = pipeline.make_candidates(
-        settings["model_type"], settings["lr_C_values"], settings["lr_solvers"], settings["rf_n_estimators"], settings["rf_max_depths"]
+        settings["model_type"],
+        settings["lr_C_values"],
+        settings["lr_solvers"],
+        settings["rf_n_estimators"],
+        settings["rf_max_depths"],
     )
 
     with mlflow.start_run() as run:
@@ -154,8 +239,10 @@ def main(argv=None) -> None:
         mlflow.set_tags({"census.role": "training", "census.model_type": settings["model_type"]})
         data.log_split(train, held_out, settings["data_source"])
 
-        print(f"Cross-validating {len(candidates)} candidates with {args.cv_splits} stratified folds "
-              f"on {pipeline.DEFAULT_N_JOBS} cores...")  # fmt: skip
+        print(
+            f"Cross-validating {len(candidates)} candidates with {args.cv_splits} stratified folds "
+            f"on {pipeline.DEFAULT_N_JOBS} cores..."
+        )
         results = pipeline.cross_validate(
             preprocessor, candidates, X_train, y_train, args.cv_splits, args.random_state, args.lr_max_iter
         )
@@ -176,7 +263,7 @@ def main(argv=None) -> None:
 
         registered_name = pipeline.REGISTERED_MODEL_NAMES[winner.candidate.family]
         # Numbers declared as floats in the signature, so that a missing value (NaN) is accepted.
-        X_example = X_train.astype({column: "float64" for column in data.NUMERIC_FEATURES})
+        X_example = X_train.astype(dict.fromkeys(data.NUMERIC_FEATURES, "float64"))
         model_info = mlflow.sklearn.log_model(
             sk_model=model,
             name="model",
@@ -189,10 +276,14 @@ def main(argv=None) -> None:
         version = model_info.registered_model_version
         MlflowClient().set_registered_model_alias(registered_name, pipeline.CHAMPION_ALIAS, version)
         mlflow.set_tags({"census.registered_model": registered_name, "census.model_version": version})
-        print(f"Held-out ROC AUC {held_out_metrics['roc_auc']:.4f}, accuracy {held_out_metrics['accuracy']:.4f}, "
-              f"F1 {held_out_metrics['f1']:.4f}")  # fmt: skip
-        print(f"Registered {registered_name} version {version} with alias @{pipeline.CHAMPION_ALIAS} "
-              f"(model id {model_info.model_id}). Done in {time.perf_counter() - started:.1f} s.")  # fmt: skip
+        print(
+            f"Held-out ROC AUC {held_out_metrics['roc_auc']:.4f}, accuracy {held_out_metrics['accuracy']:.4f}, "
+            f"F1 {held_out_metrics['f1']:.4f}"
+        )
+        print(
+            f"Registered {registered_name} version {version} with alias @{pipeline.CHAMPION_ALIAS} "
+            f"(model id {model_info.model_id}). Done in {time.perf_counter() - started:.1f} s."
+        )
 
     experiment = mlflow.get_experiment(run.info.experiment_id).name
     model_uri = f"models:/{model_info.model_id}"
@@ -200,10 +291,20 @@ def main(argv=None) -> None:
         f"mlflow run census_project -e test --env-manager local --experiment-name {shlex.quote(experiment)} "
         f"-P run_id={run.info.run_id} -P model_uri={model_uri}"
     )
-    LAST_TRAINING_FILE.write_text(json.dumps({
-        "run_id": run.info.run_id, "model_uri": model_uri, "experiment_name": experiment,
-        "registered_model": registered_name, "version": int(version), "test_command": test_command,
-    }, indent=2) + "\n")  # fmt: skip
+    LAST_TRAINING_FILE.write_text(
+        json.dumps(
+            {
+                "run_id": run.info.run_id,
+                "model_uri": model_uri,
+                "experiment_name": experiment,
+                "registered_model": registered_name,
+                "version": int(version),
+                "test_command": test_command,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print("\nNext, test the winner on the held-out split (from the repository root):")
     print(test_command)
 

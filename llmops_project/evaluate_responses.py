@@ -1,6 +1,7 @@
 """Talk pt. 9: judge the answers of a generation run with LLM-as-a-judge and code scorers.
 
-    mlflow run -e evaluate_responses --env-manager=local --experiment-id <EXPERIMENT_ID> . -P generation_run_id=<GENERATION_RUN_ID>
+    mlflow run -e evaluate_responses --env-manager=local --experiment-id <EXPERIMENT_ID> . \
+        -P generation_run_id=<GENERATION_RUN_ID>
 
 Only questions answered successfully (status 'ok' in the run's answers.csv) are evaluated: their
 traces get one assessment per scorer, this run gets the aggregate metrics and
@@ -22,10 +23,16 @@ RESULTS_ARTIFACT = "evaluation_results.csv"
 def parse_args():
     defaults = cli.entry_point_defaults("evaluate_responses")
     parser = cli.ArgumentParser(prog="evaluate_responses.py", description=__doc__)
-    parser.add_argument("--generation-run-id", default=defaults["generation_run_id"],
-                        help="run to evaluate; 'none' = the latest finished generation run of this experiment")
-    parser.add_argument("--judge-model", default=defaults["judge_model"],
-                        help="judge model URI, <provider>:/<model> (OPENAI_BASE_URL applies to openai:/...)")
+    parser.add_argument(
+        "--generation-run-id",
+        default=defaults["generation_run_id"],
+        help="run to evaluate; 'none' = the latest finished generation run of this experiment",
+    )
+    parser.add_argument(
+        "--judge-model",
+        default=defaults["judge_model"],
+        help="judge model URI, <provider>:/<model> (OPENAI_BASE_URL applies to openai:/...)",
+    )
     return parser.parse_args()
 
 
@@ -34,15 +41,21 @@ def find_generation_run(client: MlflowClient, run_id: str, experiment_id: str):
         try:
             return client.get_run(run_id)
         except Exception:
-            raise QuizError(f"generation run {run_id!r} not found in this tracking store. "
-                            "Pass the run id printed by generate_answers") from None
+            raise QuizError(
+                f"generation run {run_id!r} not found in this tracking store. "
+                "Pass the run id printed by generate_answers"
+            ) from None
     runs = client.search_runs(
-        [experiment_id], f"tags.`{generation.STEP_TAG}` = 'generation' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1,
+        [experiment_id],
+        f"tags.`{generation.STEP_TAG}` = 'generation' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
     )
     if not runs:
-        raise QuizError("no finished generation run in this experiment. Run generate_answers first, "
-                        "or pass -P generation_run_id=<id>")
+        raise QuizError(
+            "no finished generation run in this experiment. Run generate_answers first, "
+            "or pass -P generation_run_id=<id>"
+        )
     return runs[0]
 
 
@@ -50,8 +63,10 @@ def load_answers(client: MlflowClient, run) -> pd.DataFrame:
     try:
         text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{generation.ANSWERS_ARTIFACT}")
     except Exception:
-        raise QuizError(f"run {run.info.run_id} has no {generation.ANSWERS_ARTIFACT}. "
-                        "Pass the id of a generate_answers or generate_answers_with_agent run") from None
+        raise QuizError(
+            f"run {run.info.run_id} has no {generation.ANSWERS_ARTIFACT}. "
+            "Pass the id of a generate_answers or generate_answers_with_agent run"
+        ) from None
     return pd.read_csv(io.StringIO(text), keep_default_na=False)
 
 
@@ -59,8 +74,9 @@ def main() -> None:
     args = parse_args()
     provider.require_api_key()  # checked before any MLflow call (the judges call the provider)
     if ":/" not in args.judge_model:
-        raise QuizError(f"judge_model {args.judge_model!r} is not a model URI. Use <provider>:/<model>, "
-                        "e.g. openai:/gpt-4.1-mini")
+        raise QuizError(
+            f"judge_model {args.judge_model!r} is not a model URI. Use <provider>:/<model>, e.g. openai:/gpt-4.1-mini"
+        )
     expectations = load_expectations()
 
     with mlflow.start_run() as run:
@@ -71,18 +87,22 @@ def main() -> None:
         mlflow.set_tag("quiz.evaluated_run_id", generation_run.info.run_id)
         answers = load_answers(client, generation_run)
         answered = answers[answers["status"] == "ok"].reset_index(drop=True)
-        print(f"Evaluating {len(answered)} answers of run {generation_run.info.run_id} "
-              f"({len(answers) - len(answered)} failed questions left out) with judge {args.judge_model}")
+        print(
+            f"Evaluating {len(answered)} answers of run {generation_run.info.run_id} "
+            f"({len(answers) - len(answered)} failed questions left out) with judge {args.judge_model}"
+        )
         if answered.empty:
             raise QuizError("that run has no successful answer to evaluate. Generate answers again")
 
         missing = [q for q in answered["question"] if q not in expectations]
         if missing:
             raise QuizError(f"expectations.json has no correctness guidelines for {missing[0]!r}. Add them")
-        data = pd.DataFrame({
-            "trace": [mlflow.get_trace(trace_id) for trace_id in answered["trace_id"]],
-            "expectations": [{"guidelines": expectations[q]} for q in answered["question"]],
-        })
+        data = pd.DataFrame(
+            {
+                "trace": [mlflow.get_trace(trace_id) for trace_id in answered["trace_id"]],
+                "expectations": [{"guidelines": expectations[q]} for q in answered["question"]],
+            }
+        )
         results = mlflow.genai.evaluate(data=data, scorers=list(scorers.guidelines_model(args.judge_model)))
 
         table = results.tables["eval_results"].set_index("trace_id")
@@ -96,8 +116,10 @@ def main() -> None:
     print("\nPass rates:")
     for name, value in sorted(results.metrics.items()):
         print(f"  {name:40s} {value:.2f}")
-    print(f"Per-question results: {RESULTS_ARTIFACT} in run {run.info.run_id}; "
-          "assessments on each trace (MLflow UI, 'Traces' tab).")
+    print(
+        f"Per-question results: {RESULTS_ARTIFACT} in run {run.info.run_id}; "
+        "assessments on each trace (MLflow UI, 'Traces' tab)."
+    )
 
 
 if __name__ == "__main__":

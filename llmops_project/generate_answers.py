@@ -1,6 +1,6 @@
 """Talk pt. 7: generate model answers with the OpenAI SDK; every call traced by autolog.
 
-    mlflow run -e generate_answers --env-manager=local --experiment-name $EXPERIMENT_ID . -P max_questions=4
+mlflow run -e generate_answers --env-manager=local --experiment-name $EXPERIMENT_ID . -P max_questions=4
 """
 
 import mlflow
@@ -41,8 +41,14 @@ def main() -> None:
             )
 
         print(f"Answering {len(questions)} questions with {args.model} at {provider.endpoint()}")
-        generation.generate(questions, answer, prompt_set, model=args.model,
-                            concurrency=args.concurrency, max_failure_rate=args.max_failure_rate)
+        generation.generate(
+            questions,
+            answer,
+            prompt_set,
+            model=args.model,
+            concurrency=args.concurrency,
+            max_failure_rate=args.max_failure_rate,
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Talk pt. 10: generate answers with a LangChain agent that may call web_search_tool.
 
-    mlflow run -e generate_answers_with_agent --env-manager=local --experiment-name $EXPERIMENT_ID . -P max_questions=2
+mlflow run -e generate_answers_with_agent --env-manager=local --experiment-name $EXPERIMENT_ID . -P max_questions=2
 """
 
 import mlflow
@@ -14,10 +14,17 @@ def parse_args():
     defaults = cli.entry_point_defaults("generate_answers_with_agent")
     parser = cli.ArgumentParser(prog="generate_answers_with_agent.py", description=__doc__)
     cli.add_generation_arguments(parser, defaults)
-    parser.add_argument("--search-results-count", type=cli.whole_number(1),
-                        default=defaults["search_results_count"], help="results per web search (default and maximum)")
-    parser.add_argument("--search-backend", default=defaults["search_backend"],
-                        help="auto (DuckDuckGo if reachable, else offline), ddgs or offline")
+    parser.add_argument(
+        "--search-results-count",
+        type=cli.whole_number(1),
+        default=defaults["search_results_count"],
+        help="results per web search (default and maximum)",
+    )
+    parser.add_argument(
+        "--search-backend",
+        default=defaults["search_backend"],
+        help="auto (DuckDuckGo if reachable, else offline), ddgs or offline",
+    )
     return parser.parse_args()
 
 
@@ -52,10 +59,18 @@ def main() -> None:
             state = agent.invoke({"messages": [{"role": "user", "content": prompt_set.user_text(question)}]})
             return reply_from(state["messages"])
 
-        print(f"Answering {len(questions)} questions with an agent on {args.model} at {provider.endpoint()}, "
-              f"search backend: {backend.name}")
-        generation.generate(questions, answer, prompt_set, model=args.model,
-                            concurrency=args.concurrency, max_failure_rate=args.max_failure_rate)
+        print(
+            f"Answering {len(questions)} questions with an agent on {args.model} at {provider.endpoint()}, "
+            f"search backend: {backend.name}"
+        )
+        generation.generate(
+            questions,
+            answer,
+            prompt_set,
+            model=args.model,
+            concurrency=args.concurrency,
+            max_failure_rate=args.max_failure_rate,
+        )
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class FakeOpenAIServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
 
-    def start(self) -> "FakeOpenAIServer":
+    def start(self) -> FakeOpenAIServer:
         self._thread.start()
         return self
 
@@ -110,16 +110,21 @@ class FakeOpenAIServer:
         finish = "stop"
         response_format = body.get("response_format") or {}
         if self._kind(body) == "judge":
-            schema = (response_format.get("json_schema") or {}).get("schema") or response_format.get(
-                "schema"
-            ) or {"properties": {"result": {"type": "string"}, "rationale": {"type": "string"}}}
+            schema = (
+                (response_format.get("json_schema") or {}).get("schema")
+                or response_format.get("schema")
+                or {"properties": {"result": {"type": "string"}, "rationale": {"type": "string"}}}
+            )
             message["content"] = json.dumps(_fill_schema(schema))
         elif body.get("tools") and not any(m.get("role") == "tool" for m in messages):
             tool = body["tools"][0]["function"]["name"]
             arguments = json.dumps({"query": question_of(messages)})
             message["tool_calls"] = [
-                {"id": f"call_{len(self.requests)}", "type": "function",
-                 "function": {"name": tool, "arguments": arguments}}
+                {
+                    "id": f"call_{len(self.requests)}",
+                    "type": "function",
+                    "function": {"name": tool, "arguments": arguments},
+                }
             ]
             finish = "tool_calls"
         else:
@@ -163,8 +168,13 @@ class FakeOpenAIServer:
 
             def do_GET(self):
                 if self.path.rstrip("/").endswith("/v1/models"):
-                    self._send(200, {"object": "list", "data": [
-                        {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "tests"}]})
+                    self._send(
+                        200,
+                        {
+                            "object": "list",
+                            "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "tests"}],
+                        },
+                    )
                 else:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
 

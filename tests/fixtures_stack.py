@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -25,12 +24,6 @@ from tracking_server.stack import NativeStack, StackConfig, StackError, postgres
 TEST_SERVER_WORKERS = 1
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def native_stack():
     """The running stack: ``.tracking_uri``, ``.postgres_conninfo``, ``.s3_client()``, restarts."""
@@ -42,10 +35,15 @@ def native_stack():
         pytest.skip(str(error))
     # Not pytest's tmp_path: that folder is private to root, and PostgreSQL runs as `postgres`.
     root = Path(tempfile.mkdtemp(prefix="mlflow-stack-test-"))
-    stack = NativeStack(StackConfig(
-        root=root, mlflow_port=free_port(), postgres_port=free_port(), s3_port=free_port(),
-        workers=TEST_SERVER_WORKERS,
-    ))
+    stack = NativeStack(
+        StackConfig(
+            root=root,
+            mlflow_port=harness.free_port(),
+            postgres_port=harness.free_port(),
+            s3_port=harness.free_port(),
+            workers=TEST_SERVER_WORKERS,
+        )
+    )
     try:
         stack.start()
         stack.s3_client()  # made now, before any MLflow background thread touches os.environ

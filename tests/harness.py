@@ -10,6 +10,7 @@ Fixtures (``mlflow_store`` and friends) live in ``conftest.py``.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +23,14 @@ from mlflow.tracking import MlflowClient
 import default_store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now (for servers the tests start)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 
 # (folder, entry point) pairs run by the current test; conftest checks them against its markers.
 ran_entry_points: set[tuple[str, str]] = set()

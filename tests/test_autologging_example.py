@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -99,7 +98,8 @@ def test_the_autologged_model_has_signature_and_input_example(store, runs):
     run = decision_tree_run(runs).run
     model_uri = f"models:/{model_id_of(run)}"
     logged = store.client.get_logged_model(model_id_of(run))
-    assert logged.source_run_id == run.info.run_id and logged.name == "model"
+    assert logged.source_run_id == run.info.run_id
+    assert logged.name == "model"
     info = mlflow.models.get_model_info(model_uri)
     assert [(s.type, s.shape) for s in info.signature.inputs.inputs] == [(np.dtype("float64"), (-1, 4))]
     assert [s.type for s in info.signature.outputs.inputs] == [np.dtype("int64")]
@@ -119,7 +119,8 @@ def test_register_makes_champion_point_at_the_new_version(store, runs):
     assert champion.version == only_version.version
     assert champion.source == f"models:/{model_id_of(run)}"
     assert champion.run_id == run.info.run_id
-    assert CHAMPION in result.stdout and "-p 5001" in result.stdout
+    assert CHAMPION in result.stdout
+    assert "-p 5001" in result.stdout
 
 
 def test_champion_predicts_the_true_labels_through_pyfunc(runs):
@@ -139,29 +140,55 @@ def test_mlflow_models_predict_with_the_talks_payload(store, runs):
     registration(runs)
     _, labels = payload_and_true_labels()
     completed = subprocess.run(
-        [sys.executable, "-m", "mlflow", "models", "predict", "--env-manager", "local",
-         "-m", CHAMPION, "-i", str(PAYLOAD_FILE)],
-        cwd=harness.REPO_ROOT, env=venv_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "predict",
+            "--env-manager",
+            "local",
+            "-m",
+            CHAMPION,
+            "-i",
+            str(PAYLOAD_FILE),
+        ],
+        cwd=harness.REPO_ROOT,
+        env=venv_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
         stdin=subprocess.DEVNULL,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == {"predictions": labels}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def model_server(model_uri: str):
     """`mlflow models serve --env-manager local` on a free port; always stopped afterwards."""
-    port = free_port()
+    port = harness.free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "--env-manager", "local",
-         "-m", model_uri, "-h", "127.0.0.1", "-p", str(port)],
-        cwd=harness.REPO_ROOT, env=venv_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "--env-manager",
+            "local",
+            "-m",
+            model_uri,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=harness.REPO_ROOT,
+        env=venv_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,  # its own process group: we stop the server and its workers
     )
     url = f"http://127.0.0.1:{port}"
@@ -169,10 +196,9 @@ def model_server(model_uri: str):
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
             assert process.poll() is None, f"the server exited:\n{process.stderr.read()[-3000:]}"
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                if response.status == 200:
+                    break
             assert time.monotonic() < deadline, f"no answer on {url}/ping after {SERVER_START_TIMEOUT}s"
             time.sleep(0.5)
         yield url
@@ -188,9 +214,7 @@ def model_server(model_uri: str):
 
 
 def post_json(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -205,16 +229,19 @@ def test_mlflow_models_serve_answers_the_talks_curl_request(runs):
         assert post_json(f"{url}/invocations", payload) == (200, {"predictions": labels})
         # A row with 2 features instead of 4: a clear 400, not a crash.
         status, body = post_json(f"{url}/invocations", {"inputs": [[5.1, 3.5]]})
-        assert status == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert status == 400
+        assert body["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
 def test_register_with_a_bad_model_uri_registers_nothing(store, runs):
     result = runs.get(
-        "register", params={"model_uri": "models:/m-doesnotexist", "model_name": "never-registered"},
+        "register",
+        params={"model_uri": "models:/m-doesnotexist", "model_name": "never-registered"},
         expect_success=False,
     )
     ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(ours) == 1 and "cannot find a model at 'models:/m-doesnotexist'" in ours[0]
+    assert len(ours) == 1
+    assert "cannot find a model at 'models:/m-doesnotexist'" in ours[0]
     assert "Traceback" not in result.output
     assert result.run.info.status == "FAILED"
     assert store.client.search_registered_models("name = 'never-registered'") == []
@@ -224,9 +251,11 @@ def test_register_with_a_bad_model_uri_registers_nothing(store, runs):
 def test_random_forest_logs_test_accuracy_importances_and_one_model(store, runs):
     result = runs.get("random_forest", experiment_name="Iris Experiment")
     run = result.run
-    assert run.info.status == "FINISHED" and run.info.run_name == "random_forest_run"
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "random_forest_run"
     assert run.data.params["seed"] == "42"
-    assert run.data.params["n_estimators"] == "100" and run.data.params["max_depth"] == "6"
+    assert run.data.params["n_estimators"] == "100"
+    assert run.data.params["max_depth"] == "6"
     # test_accuracy is the logged model's score on the same held-out split.
     model_id = model_id_of(run)
     iris = load_iris()

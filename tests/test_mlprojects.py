@@ -22,10 +22,14 @@ def _requirement_name(line: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _pinned_requirements() -> dict[str, str]:
-    lines = (REPO_ROOT / "requirements.txt").read_text().splitlines()
+REQUIREMENT_FILES = sorted(REPO_ROOT.glob("requirements*.txt"))
+
+
+def _pinned_requirements(path: Path = REPO_ROOT / "requirements.txt") -> dict[str, str]:
+    """{name: line} of a requirements file, without comments and ``-r`` includes."""
+    lines = path.read_text().splitlines()
     pins = [line.split("#")[0].strip() for line in lines]
-    return {_requirement_name(p): p for p in pins if p}
+    return {_requirement_name(p): p for p in pins if p and not p.startswith("-r ")}
 
 
 def _marked_entry_points() -> set[tuple[str, str]]:
@@ -42,7 +46,7 @@ def _marked_entry_points() -> set[tuple[str, str]]:
             if isinstance(target, ast.Name)
         }
 
-        def value(argument: ast.expr):
+        def value(argument: ast.expr, constants=constants):
             if isinstance(argument, ast.Constant):
                 return argument.value
             return constants.get(argument.id) if isinstance(argument, ast.Name) else None
@@ -66,9 +70,7 @@ def test_the_repository_has_its_example_projects():
 def test_every_entry_point_has_a_smoke_test(mlproject: Path):
     spec = yaml.safe_load(mlproject.read_text())
     folder = mlproject.parent.name
-    missing = sorted(
-        entry for entry in spec["entry_points"] if (folder, entry) not in _marked_entry_points()
-    )
+    missing = sorted(entry for entry in spec["entry_points"] if (folder, entry) not in _marked_entry_points())
     assert not missing, (
         f"{folder}/MLproject entry points without a smoke test "
         f"(@pytest.mark.entry_point({folder!r}, <entry>)): {missing}"
@@ -100,6 +102,7 @@ def test_python_env_agrees_with_requirements(mlproject: Path):
         )
 
 
-def test_requirements_are_all_pinned_exactly():
-    for line in _pinned_requirements().values():
+@pytest.mark.parametrize("requirements", REQUIREMENT_FILES, ids=[p.name for p in REQUIREMENT_FILES])
+def test_requirements_are_all_pinned_exactly(requirements: Path):
+    for line in _pinned_requirements(requirements).values():
         assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.\-]*", line), line

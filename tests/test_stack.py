@@ -54,8 +54,9 @@ def sql(stack, query: str, *args) -> list[tuple]:
 
 
 def test_tracking_example_lands_in_postgres_and_the_bucket(native_stack, stack_store):
-    result = harness.run_project(stack_store, "tracking_example", "main", {"seed": 42},
-                                 experiment_name="logging_example")
+    result = harness.run_project(
+        stack_store, "tracking_example", "main", {"seed": 42}, experiment_name="logging_example"
+    )
     run = result.run
     run_id = run.info.run_id
     assert run.info.status == "FINISHED"
@@ -64,15 +65,18 @@ def test_tracking_example_lands_in_postgres_and_the_bucket(native_stack, stack_s
 
     # Metadata: rows in PostgreSQL, the same values the client reads through the server.
     assert sql(native_stack, "SELECT status FROM runs WHERE run_uuid = %s", run_id) == [("FINISHED",)]
-    assert sql(native_stack,
-               "SELECT e.name FROM runs r JOIN experiments e USING (experiment_id) WHERE r.run_uuid = %s",
-               run_id) == [("logging_example",)]
+    assert sql(
+        native_stack, "SELECT e.name FROM runs r JOIN experiments e USING (experiment_id) WHERE r.run_uuid = %s", run_id
+    ) == [("logging_example",)]
     assert dict(sql(native_stack, "SELECT key, value FROM params WHERE run_uuid = %s", run_id)) == {"seed": "42"}
     for key in run.data.metrics:
         history = stack_store.client.get_metric_history(run_id, key)
-        rows = sql(native_stack,
-                   "SELECT step, value FROM metrics WHERE run_uuid = %s AND key = %s ORDER BY timestamp, step",
-                   run_id, key)
+        rows = sql(
+            native_stack,
+            "SELECT step, value FROM metrics WHERE run_uuid = %s AND key = %s ORDER BY timestamp, step",
+            run_id,
+            key,
+        )
         assert sorted(rows) == sorted((m.step, m.value) for m in history)
 
     # Artifacts: objects in the bucket, byte for byte what the client downloads via the server.
@@ -101,8 +105,9 @@ def model_bucket_files(native_stack, model) -> dict[str, int]:
 
 
 def test_autologging_example_logs_its_model_into_the_bucket(native_stack, stack_store):
-    result = harness.run_project(stack_store, "autologging_example", "main", {"seed": 42},
-                                 experiment_name="autologging-example")
+    result = harness.run_project(
+        stack_store, "autologging_example", "main", {"seed": 42}, experiment_name="autologging-example"
+    )
     run = result.run
     assert run.info.status == "FINISHED"
     [output] = run.outputs.model_outputs
@@ -110,10 +115,14 @@ def test_autologging_example_logs_its_model_into_the_bucket(native_stack, stack_
     assert model.source_run_id == run.info.run_id
 
     # The logged model and the autologged params are rows in PostgreSQL ...
-    assert sql(native_stack, "SELECT source_run_id, artifact_location FROM logged_models WHERE model_id = %s",
-               model.model_id) == [(run.info.run_id, model.artifact_location)]
-    assert dict(sql(native_stack, "SELECT key, value FROM params WHERE run_uuid = %s",
-                    run.info.run_id)) == run.data.params != {}
+    assert sql(
+        native_stack, "SELECT source_run_id, artifact_location FROM logged_models WHERE model_id = %s", model.model_id
+    ) == [(run.info.run_id, model.artifact_location)]
+    assert (
+        dict(sql(native_stack, "SELECT key, value FROM params WHERE run_uuid = %s", run.info.run_id))
+        == run.data.params
+        != {}
+    )
     # ... and its files are objects in the bucket: the MLmodel file, the pickled tree, its environment.
     files = model_bucket_files(native_stack, model)
     assert {"MLmodel", "model.pkl", "requirements.txt"} <= set(files)
@@ -126,19 +135,28 @@ def test_census_project_trains_and_registers_its_champion_on_the_server(native_s
     sys.path.insert(0, str(harness.REPO_ROOT / "census_project"))  # its package, as its scripts see it
     from census import pipeline
 
-    result = harness.run_project(stack_store, "census_project", "train",
-                                 {"model_type": "logistic", "lr_C_values": "[1.0]", "cv_splits": 2},
-                                 experiment_name="census-on-the-team-server")
+    result = harness.run_project(
+        stack_store,
+        "census_project",
+        "train",
+        {"model_type": "logistic", "lr_C_values": "[1.0]", "cv_splits": 2},
+        experiment_name="census-on-the-team-server",
+    )
     run = result.run
     assert run.info.status == "FINISHED"
     name = pipeline.REGISTERED_MODEL_NAMES["logistic"]
     champion = stack_store.client.get_model_version_by_alias(name, pipeline.CHAMPION_ALIAS)
     assert champion.run_id == run.info.run_id
     # Registry metadata are rows too: the version and its alias.
-    assert sql(native_stack, "SELECT run_id FROM model_versions WHERE name = %s AND version = %s",
-               name, int(champion.version)) == [(run.info.run_id,)]
-    assert sql(native_stack, "SELECT version FROM registered_model_aliases WHERE name = %s AND alias = %s",
-               name, pipeline.CHAMPION_ALIAS) == [(int(champion.version),)]
+    assert sql(
+        native_stack, "SELECT run_id FROM model_versions WHERE name = %s AND version = %s", name, int(champion.version)
+    ) == [(run.info.run_id,)]
+    assert sql(
+        native_stack,
+        "SELECT version FROM registered_model_aliases WHERE name = %s AND alias = %s",
+        name,
+        pipeline.CHAMPION_ALIAS,
+    ) == [(int(champion.version),)]
     # Charts and the model are objects in the bucket.
     run_files = bucket_objects(native_stack, bucket_prefix(run.info.artifact_uri))
     assert set(run_files) == all_artifact_paths(stack_store.client, run.info.run_id) != set()
@@ -146,16 +164,22 @@ def test_census_project_trains_and_registers_its_champion_on_the_server(native_s
     model = stack_store.client.get_logged_model(output.model_id)
     assert champion.source == f"models:/{model.model_id}"
     files = model_bucket_files(native_stack, model)
-    assert "MLmodel" in files and len(files) > 1
+    assert "MLmodel" in files
+    assert len(files) > 1
 
 
 def test_llmops_generation_logs_answers_and_traces_to_the_server(native_stack, stack_store, llm_server):
     from tests.test_llmops_project import VENV_PATH, answers_csv, register_prompts_in_process, traces_of
 
     register_prompts_in_process()  # into the server's registry
-    result = harness.run_project(stack_store, "llmops_project", "generate_answers",
-                                 {"max_questions": 2}, experiment_name="quiz-on-the-team-server",
-                                 env=VENV_PATH)
+    result = harness.run_project(
+        stack_store,
+        "llmops_project",
+        "generate_answers",
+        {"max_questions": 2},
+        experiment_name="quiz-on-the-team-server",
+        env=VENV_PATH,
+    )
     run = result.run
     assert run.info.status == "FINISHED"
     assert run.data.metrics["successful"] == 2
@@ -164,9 +188,9 @@ def test_llmops_generation_logs_answers_and_traces_to_the_server(native_stack, s
     # answers.csv is an object in the bucket; the traces are rows in PostgreSQL.
     assert "answers.csv" in bucket_objects(native_stack, bucket_prefix(run.info.artifact_uri))
     trace_ids = {t.info.trace_id for t in traces_of(run)}
-    assert trace_ids == set(answers["trace_id"]) and len(trace_ids) == 2
-    rows = sql(native_stack, "SELECT request_id FROM trace_info WHERE experiment_id = %s",
-               int(run.info.experiment_id))
+    assert trace_ids == set(answers["trace_id"])
+    assert len(trace_ids) == 2
+    rows = sql(native_stack, "SELECT request_id FROM trace_info WHERE experiment_id = %s", int(run.info.experiment_id))
     assert trace_ids <= {request_id for (request_id,) in rows}
     # The prompts it used are registered on the server (prompts live in the model registry).
     assert run.data.params["prompt_basic"] == "basic@production=v1"
@@ -175,15 +199,14 @@ def test_llmops_generation_logs_answers_and_traces_to_the_server(native_stack, s
 def _snapshot(client) -> dict:
     """Everything the server knows, read through its API: runs, metric histories, artifacts, models."""
     experiments = client.search_experiments(view_type=ViewType.ALL)
-    runs = client.search_runs([e.experiment_id for e in experiments], run_view_type=ViewType.ALL,
-                              max_results=50_000)
+    runs = client.search_runs([e.experiment_id for e in experiments], run_view_type=ViewType.ALL, max_results=50_000)
     return {
         "experiments": sorted((e.experiment_id, e.name, e.artifact_location) for e in experiments),
         "runs": {
             run.info.run_id: {
                 "status": run.info.status,
                 "params": run.data.params,
-                "tags": {k: v for k, v in run.data.tags.items()},
+                "tags": dict(run.data.tags.items()),
                 "metrics": {
                     key: sorted((m.step, m.timestamp, m.value) for m in client.get_metric_history(run.info.run_id, key))
                     for key in run.data.metrics
@@ -194,8 +217,10 @@ def _snapshot(client) -> dict:
         },
         "registered_models": {
             model.name: {
-                "versions": sorted((v.version, v.run_id, v.source, v.status)
-                                   for v in client.search_model_versions(f"name = '{model.name}'")),
+                "versions": sorted(
+                    (v.version, v.run_id, v.source, v.status)
+                    for v in client.search_model_versions(f"name = '{model.name}'")
+                ),
                 "aliases": model.aliases,
             }
             for model in client.search_registered_models()
@@ -218,7 +243,8 @@ def test_everything_survives_a_restart_of_mlflow_server_and_postgres(native_stac
         mlflow.sklearn.log_model(model, name="model", registered_model_name="stack_durability_model")
     client.set_registered_model_alias("stack_durability_model", "champion", "1")
     before = _snapshot(client)
-    assert run.info.run_id in before["runs"] and "stack_durability_model" in before["registered_models"]
+    assert run.info.run_id in before["runs"]
+    assert "stack_durability_model" in before["registered_models"]
     assert len(before["runs"][run.info.run_id]["metrics"]["loss"]) == 10
 
     native_stack.stop_mlflow()

@@ -48,7 +48,8 @@ def assert_logged_like_the_talk(store: harness.Store, run, seed: int) -> None:
     assert len(history) == 2, "random_4 is logged twice: a random() float, then a randint"
     assert 0.0 <= history[0].value < 1.0
     assert history[1].value == run.data.metrics["random_4"]
-    assert run.data.metrics["random_4"].is_integer() and 1 <= run.data.metrics["random_4"] <= 10
+    assert run.data.metrics["random_4"].is_integer()
+    assert 1 <= run.data.metrics["random_4"] <= 10
     [artifact] = store.client.list_artifacts(run.info.run_id, "examples")
     assert artifact.path == "examples/example.txt"
     assert mlflow.artifacts.load_text(f"{run.info.artifact_uri}/examples/example.txt") == ARTIFACT_TEXT
@@ -97,14 +98,18 @@ def test_query_prints_the_runs_of_the_store_and_tags_the_experiment(store, runs)
     assert len(in_store) >= 2
     table = [line for line in result.stdout.splitlines() if RUN_NAME in line and "Runs named" not in line]
     assert [line.split()[0] for line in table] == [r.info.run_id for r in in_store]
-    for line, run in zip(table, in_store):
+    for line, run in zip(table, in_store, strict=False):
         assert line.split()[1:] == [
-            RUN_NAME, run.info.status, run.data.params["seed"], f"{run.data.metrics['random_4']:g}"
+            RUN_NAME,
+            run.info.status,
+            run.data.params["seed"],
+            f"{run.data.metrics['random_4']:g}",
         ]
     assert f"Best successful run {best_run_id}" in result.stdout
     assert f"Experiments owned by 'mlops-course': {EXPERIMENT} (ID {experiment.experiment_id})" in result.stdout
     # The query's own run (mlflow run always creates one) finished and is not in the table.
-    assert result.run.info.status == "FINISHED" and result.run.info.run_id not in result.stdout
+    assert result.run.info.status == "FINISHED"
+    assert result.run.info.run_id not in result.stdout
 
 
 @pytest.mark.entry_point("tracking_example", "query")
@@ -116,7 +121,8 @@ def test_query_of_a_new_experiment_creates_it_tagged_and_says_there_are_no_runs(
     assert experiment.tags["owner"] == "teacher"
     assert experiment.tags["description"]
     assert f"Created experiment 'nobody_ran_this' (ID {experiment.experiment_id})" in result.stdout
-    assert "No runs yet" in result.stdout and "run main first" in result.stdout
+    assert "No runs yet" in result.stdout
+    assert "run main first" in result.stdout
 
 
 def test_a_non_integer_seed_is_one_clear_line_and_a_failed_run(store):

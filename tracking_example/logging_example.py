@@ -28,8 +28,7 @@ def read_seed(argv: list[str]) -> int:
         return int(argv[1])
     except ValueError:
         print(
-            f"error: seed must be an integer, got {argv[1]!r}. "
-            f"Example: python logging_example.py {DEFAULT_SEED}",
+            f"error: seed must be an integer, got {argv[1]!r}. Example: python logging_example.py {DEFAULT_SEED}",
             file=sys.stderr,
         )
         # Under `mlflow run` the run already exists: end it FAILED rather than leave it RUNNING.

@@ -15,7 +15,6 @@ or, from the repository root:
 import argparse
 
 import mlflow
-
 from logging_example import EXPERIMENT_NAME, RUN_NAME
 
 DESCRIPTION = "The talk's first example: one parameter, five metrics and a text artifact, logged by hand."
@@ -93,8 +92,10 @@ def main() -> None:
     print(f"  params:    {best.data.params}")
     print(f"  metrics:   {best.data.metrics}")
     print(f"  artifacts: {best.info.artifact_uri}")
-    print("\nNext: open it in the UI (mlflow ui, or `make ui`), experiment "
-          f"{args.experiment_name!r} -> run {best.info.run_id[:8]}...")
+    print(
+        "\nNext: open it in the UI (mlflow ui, or `make ui`), experiment "
+        f"{args.experiment_name!r} -> run {best.info.run_id[:8]}..."
+    )
 
 
 if __name__ == "__main__":

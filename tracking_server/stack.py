@@ -143,8 +143,12 @@ def _start_process(command: list[str], env: dict, log: Path, pid_file: Path) -> 
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as log_handle:
         process = subprocess.Popen(
-            command, env=env, stdout=log_handle, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            command,
+            env=env,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     pid_file.write_text(str(process.pid))
     return process
@@ -193,8 +197,13 @@ class NativeStack:
     @property
     def postgres_conninfo(self) -> dict:
         """Keyword arguments for psycopg.connect()."""
-        return dict(host="127.0.0.1", port=self.config.postgres_port, user=DB_USER,
-                    password=self.config.db_password, dbname=DB_NAME)
+        return {
+            "host": "127.0.0.1",
+            "port": self.config.postgres_port,
+            "user": DB_USER,
+            "password": self.config.db_password,
+            "dbname": DB_NAME,
+        }
 
     def s3_client(self):
         """A boto3 S3 client for the bucket (made once: boto3 reads the whole environment each time)."""
@@ -205,8 +214,13 @@ class NativeStack:
     def _new_s3_client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=S3_REGION,
-                            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_SECRET_KEY)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            region_name=S3_REGION,
+            aws_access_key_id=S3_ACCESS_KEY,
+            aws_secret_access_key=S3_SECRET_KEY,
+        )
 
     # --- the whole stack -----------------------------------------------------------------------
     def start(self) -> None:
@@ -245,17 +259,30 @@ class NativeStack:
             if os.geteuid() == 0:
                 shutil.chown(password_file, POSTGRES_SYSTEM_USER, POSTGRES_SYSTEM_USER)
             try:
-                done = self._pg("initdb", "-D", str(self.pg_data), "-U", DB_USER,
-                                f"--pwfile={password_file}", "--auth-local=peer",
-                                "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C")
+                done = self._pg(
+                    "initdb",
+                    "-D",
+                    str(self.pg_data),
+                    "-U",
+                    DB_USER,
+                    f"--pwfile={password_file}",
+                    "--auth-local=peer",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                )
             finally:
                 password_file.unlink(missing_ok=True)
             if done.returncode != 0:
                 raise StackError(f"initdb failed: {done.stderr.strip() or done.stdout.strip()}")
-        options = (f"-c listen_addresses=127.0.0.1 -c port={self.config.postgres_port} "
-                   f"-c unix_socket_directories={self.pg_dir}")
-        done = self._pg("pg_ctl", "-D", str(self.pg_data), "-l", str(self.pg_log), "-o", options,
-                        "-w", "-t", "60", "start")
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.config.postgres_port} "
+            f"-c unix_socket_directories={self.pg_dir}"
+        )
+        done = self._pg(
+            "pg_ctl", "-D", str(self.pg_data), "-l", str(self.pg_log), "-o", options, "-w", "-t", "60", "start"
+        )
         if done.returncode != 0 and "another server might be running" not in done.stderr:
             raise StackError(f"PostgreSQL did not start: {done.stderr.strip()}. See {self.pg_log}")
         self._create_database()
@@ -265,8 +292,7 @@ class NativeStack:
 
         admin = {**self.postgres_conninfo, "dbname": "postgres"}
         with psycopg.connect(**admin, autocommit=True) as connection:
-            exists = connection.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+            exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
             if not exists:
                 connection.execute(f'CREATE DATABASE "{DB_NAME}"')
 
@@ -288,12 +314,15 @@ class NativeStack:
         env = {**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(recording)}
         process = _start_process(
             [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.config.s3_port)],
-            env, self.s3_dir / "moto_server.log", pid_file)
-        _wait_for_http(f"{self.s3_endpoint}/moto-api/", "The S3 server (moto_server)",
-                       self.s3_dir / "moto_server.log", 30, process)
+            env,
+            self.s3_dir / "moto_server.log",
+            pid_file,
+        )
+        _wait_for_http(
+            f"{self.s3_endpoint}/moto-api/", "The S3 server (moto_server)", self.s3_dir / "moto_server.log", 30, process
+        )
         if had_objects:  # bring back what the bucket held before the last stop
-            request = urllib.request.Request(
-                f"{self.s3_endpoint}/moto-api/recorder/replay-recording", method="POST")
+            request = urllib.request.Request(f"{self.s3_endpoint}/moto-api/recorder/replay-recording", method="POST")
             urllib.request.urlopen(request, timeout=300).close()
         client = self.s3_client()
         if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
@@ -306,23 +335,32 @@ class NativeStack:
     def server_env(self) -> dict:
         """What start-server.sh needs; S3 endpoint and keys are the server's alone."""
         env = {
-            key: value for key, value in os.environ.items()
+            key: value
+            for key, value in os.environ.items()
             if not key.startswith(("MLFLOW_", "AWS_", "_MLFLOW_"))  # nothing from the caller's set-up
         }
-        env.update({
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "POSTGRES_USER": DB_USER, "POSTGRES_PASSWORD": self.config.db_password,
-            "POSTGRES_DB": DB_NAME, "POSTGRES_HOST": "127.0.0.1",
-            "POSTGRES_PORT": str(self.config.postgres_port),
-            "MLFLOW_BUCKET": BUCKET, "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint,
-            "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
-            "AWS_DEFAULT_REGION": S3_REGION,
-            "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(self.config.mlflow_port),
-            # The host check: the names clients use, with the port. Never "*".
-            "MLFLOW_SERVER_ALLOWED_HOSTS":
-                f"localhost:{self.config.mlflow_port},127.0.0.1:{self.config.mlflow_port}",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-        })
+        env.update(
+            {
+                "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+                "POSTGRES_USER": DB_USER,
+                "POSTGRES_PASSWORD": self.config.db_password,
+                "POSTGRES_DB": DB_NAME,
+                "POSTGRES_HOST": "127.0.0.1",
+                "POSTGRES_PORT": str(self.config.postgres_port),
+                "MLFLOW_BUCKET": BUCKET,
+                "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint,
+                "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": S3_SECRET_KEY,
+                "AWS_DEFAULT_REGION": S3_REGION,
+                "MLFLOW_HOST": "127.0.0.1",
+                "MLFLOW_PORT": str(self.config.mlflow_port),
+                # The host check: the names clients use, with the port. Never "*".
+                "MLFLOW_SERVER_ALLOWED_HOSTS": ",".join(
+                    f"{host}:{self.config.mlflow_port}" for host in ("localhost", "127.0.0.1")
+                ),
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+            }
+        )
         if self.config.workers:
             env["MLFLOW_WORKERS"] = str(self.config.workers)
         # The repository's default-store hook must not point the server's own processes elsewhere.
@@ -334,8 +372,9 @@ class NativeStack:
         if pid_file.exists() and _pid_alive(int(pid_file.read_text()), "mlflow"):
             return
         process = _start_process(["sh", str(START_SCRIPT)], self.server_env(), self.mlflow_log, pid_file)
-        _wait_for_http(f"http://127.0.0.1:{self.config.mlflow_port}/health", "mlflow server",
-                       self.mlflow_log, 300, process)
+        _wait_for_http(
+            f"http://127.0.0.1:{self.config.mlflow_port}/health", "mlflow server", self.mlflow_log, 300, process
+        )
 
     def stop_mlflow(self) -> None:
         _stop_process(self.config.root / "mlflow-server.pid", "mlflow")
@@ -356,8 +395,11 @@ def _config_from_args(args) -> StackConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--dir", default=str(REPO_ROOT / ".stack"),
-                        help="where the services keep their data and logs (default: .stack/)")
+    parser.add_argument(
+        "--dir",
+        default=str(REPO_ROOT / ".stack"),
+        help="where the services keep their data and logs (default: .stack/)",
+    )
     parser.add_argument("--mlflow-port", type=int, help="default 5000")
     parser.add_argument("--postgres-port", type=int, help="default 15432")
     parser.add_argument("--s3-port", type=int, help="default 9000")
@@ -368,16 +410,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             stack.start()
-            print(f"Stack up: PostgreSQL 127.0.0.1:{config.postgres_port}, S3 stand-in "
-                  f"{stack.s3_endpoint} (bucket '{BUCKET}'), MLflow {stack.tracking_uri}. "
-                  f"Logs in {config.root}/")
+            print(
+                f"Stack up: PostgreSQL 127.0.0.1:{config.postgres_port}, S3 stand-in "
+                f"{stack.s3_endpoint} (bucket '{BUCKET}'), MLflow {stack.tracking_uri}. "
+                f"Logs in {config.root}/"
+            )
             print("Point any example at it (Linux/macOS; Windows: see tracking_server/README.md):")
             print(f"  export MLFLOW_TRACKING_URI={stack.tracking_uri}")
             print("Stop it with:  make stack-down")
         elif args.command == "down":
             stack.stop()
-            print(f"Stack stopped. Runs and artifacts stay in {config.root}/ "
-                  f"(delete that folder to start afresh).")
+            print(f"Stack stopped. Runs and artifacts stay in {config.root}/ (delete that folder to start afresh).")
         else:
             running = stack.postgres_running() if stack.pg_data.exists() else False
             print(f"PostgreSQL running: {running}; MLflow URI: {stack.tracking_uri}")

@@ -17,10 +17,22 @@ from census.params import BadParameter
 
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "adult.data.gz"
 COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
-    "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week",
-    "native-country", "income",
-]  # fmt: skip
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income",
+]
 TARGET = "income"  # 1 when the person earns more than $50K a year, else 0
 NUMERIC_FEATURES = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
 CATEGORICAL_FEATURES = [c for c in COLUMNS if c not in NUMERIC_FEATURES and c != TARGET]
@@ -38,7 +50,9 @@ def load_adult(data_source: str = "local") -> pd.DataFrame:
     elif data_source == "openml":
         frame = _fetch_openml()
     else:
-        raise BadParameter("data_source", f"{data_source!r} is not one of {', '.join(DATA_SOURCES)}", "Use -P data_source=local")
+        raise BadParameter(
+            "data_source", f"{data_source!r} is not one of {', '.join(DATA_SOURCES)}", "Use -P data_source=local"
+        )
     frame[TARGET] = (frame[TARGET].astype(str).str.strip().str.rstrip(".") == ">50K").astype(int)
     return frame
 
@@ -51,11 +65,18 @@ def _fetch_openml() -> pd.DataFrame:
         bunch = fetch_openml("adult", version=2, as_frame=True)
     except Exception as problem:  # no internet: URLError, TimeoutError, OSError...
         raise BadParameter(
-            "data_source", f"openml needs internet access to openml.org and failed ({type(problem).__name__})",
+            "data_source",
+            f"openml needs internet access to openml.org and failed ({type(problem).__name__})",
             "Use -P data_source=local (the copy shipped in census_project/data/)",
         ) from None
-    frame = bunch.frame.rename(columns={"capitalgain": "capital-gain", "capitalloss": "capital-loss",
-                                        "hoursperweek": "hours-per-week", "class": TARGET})
+    frame = bunch.frame.rename(
+        columns={
+            "capitalgain": "capital-gain",
+            "capitalloss": "capital-loss",
+            "hoursperweek": "hours-per-week",
+            "class": TARGET,
+        }
+    )
     for column in CATEGORICAL_FEATURES:
         frame[column] = frame[column].astype(str).replace({"nan": np.nan, "?": np.nan})
     for column in NUMERIC_FEATURES:
@@ -101,14 +122,17 @@ def load_split(run_id: str, which: str) -> pd.DataFrame:
         mlflow.get_run(run_id)
     except MlflowException:
         raise BadParameter(
-            "run_id", f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}",
+            "run_id",
+            f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}",
             "Copy the training run id printed at the end of the train entry point",
         ) from None
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"{SPLIT_DIR}/{SPLIT_FILES[which]}")
     except (MlflowException, OSError):
         raise BadParameter(
-            "run_id", f"run {run_id!r} has no {SPLIT_DIR}/{SPLIT_FILES[which]} artifact, so it is not a training run of this project",
+            "run_id",
+            f"run {run_id!r} has no {SPLIT_DIR}/{SPLIT_FILES[which]} artifact, "
+            "so it is not a training run of this project",
             "Pass the id of a run made by the train entry point",
         ) from None
     return pd.read_csv(path)

@@ -64,10 +64,14 @@ def parse_json_list(name: str, text: str, check_item, expected: str, example: st
         value = json.loads(text)
     except json.JSONDecodeError as problem:
         raise BadParameter(
-            name, f"{text!r} is not valid JSON ({problem.msg} at char {problem.pos})", f"Pass a JSON list, e.g. -P {name}='{example}'"
+            name,
+            f"{text!r} is not valid JSON ({problem.msg} at char {problem.pos})",
+            f"Pass a JSON list, e.g. -P {name}='{example}'",
         ) from None
     if not isinstance(value, list) or not value:
-        raise BadParameter(name, f"{text!r} is not a non-empty JSON list", f"Pass a JSON list, e.g. -P {name}='{example}'")
+        raise BadParameter(
+            name, f"{text!r} is not a non-empty JSON list", f"Pass a JSON list, e.g. -P {name}='{example}'"
+        )
     try:
         return [check_item(item) for item in value]
     except (TypeError, ValueError):

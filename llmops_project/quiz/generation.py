@@ -30,9 +30,22 @@ from quiz.questions import Question
 STEP_TAG = "quiz.step"  # "generation" on generation runs: evaluate_responses looks for it
 ANSWERS_ARTIFACT = "answers.csv"
 ANSWER_COLUMNS = [
-    "number", "category", "question", "weight", "status", "answer", "error",
-    "prompt_template", "prompt_version", "model", "latency_seconds",
-    "prompt_tokens", "completion_tokens", "total_tokens", "tool_calls", "trace_id",
+    "number",
+    "category",
+    "question",
+    "weight",
+    "status",
+    "answer",
+    "error",
+    "prompt_template",
+    "prompt_version",
+    "model",
+    "latency_seconds",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "tool_calls",
+    "trace_id",
 ]
 
 

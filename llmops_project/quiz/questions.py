@@ -38,8 +38,7 @@ def load_questions(path: Path = QUESTIONS_CSV, max_questions: int = -1) -> list[
             continue  # blank line
         if len(row) != len(COLUMNS):
             raise QuizError(
-                f"{path.name} line {line}: {len(row)} fields, expected 3 "
-                f"(quote a question that contains commas). {fix}"
+                f"{path.name} line {line}: {len(row)} fields, expected 3 (quote a question that contains commas). {fix}"
             )
         category, text, weight = (cell.strip() for cell in row)
         if not category or not text:

@@ -56,10 +56,17 @@ def guidelines_model(model: str | None = None):
     """The talk's scorers, then 'correctness': each question's own guidelines from
     expectations.json, judged by MLflow's expectation-aware ExpectationsGuidelines."""
     yield Guidelines(model=model, name="english", guidelines="The answer should be in English.")
-    yield Guidelines(model=model, name="software_engineering_related",
-        guidelines="The answer is correctly contextualizing the question within the domain of software engineering.")
-    yield Guidelines(model=model, name="reference_to_definition",
-        guidelines="The answer should reference and/or quote relevant definitions for the concepts mentioned in the question.")
+    yield Guidelines(
+        model=model,
+        name="software_engineering_related",
+        guidelines="The answer is correctly contextualizing the question within the domain of software engineering.",
+    )
+    yield Guidelines(
+        model=model,
+        name="reference_to_definition",
+        guidelines="The answer should reference and/or quote relevant definitions "
+        "for the concepts mentioned in the question.",
+    )
     yield RelevanceToQuery(model=model)
     yield enough_words
     yield not_too_many_words
@@ -67,6 +74,11 @@ def guidelines_model(model: str | None = None):
 
 
 SCORER_NAMES = [
-    "english", "software_engineering_related", "reference_to_definition", "relevance_to_query",
-    "enough_words", "not_too_many_words", "correctness",
+    "english",
+    "software_engineering_related",
+    "reference_to_definition",
+    "relevance_to_query",
+    "enough_words",
+    "not_too_many_words",
+    "correctness",
 ]

@@ -20,10 +20,44 @@ from quiz import CORPUS_JSON, QuizError
 
 BACKENDS = ("auto", "ddgs", "offline")
 _WORD = re.compile(r"[a-z0-9_#+.]+")
-_STOPWORDS = set(
-    "a an and are as at be by does do for from how in is it of on or the to what which why with "
-    "you your this that these those their its can may should".split()
-)
+_STOPWORDS = {
+    "a",
+    "an",
+    "and",
+    "are",
+    "as",
+    "at",
+    "be",
+    "by",
+    "does",
+    "do",
+    "for",
+    "from",
+    "how",
+    "in",
+    "is",
+    "it",
+    "of",
+    "on",
+    "or",
+    "the",
+    "to",
+    "what",
+    "which",
+    "why",
+    "with",
+    "you",
+    "your",
+    "this",
+    "that",
+    "these",
+    "those",
+    "their",
+    "its",
+    "can",
+    "may",
+    "should",
+}
 
 
 @dataclass(frozen=True)
@@ -57,9 +91,7 @@ class OfflineSearch:
 
     def search(self, query: str, max_results: int) -> list[SearchResult]:
         query_terms = set(_terms(query))
-        scores = [
-            sum(terms[t] * self._idf.get(t, 0) for t in query_terms) for terms in self._terms
-        ]
+        scores = [sum(terms[t] * self._idf.get(t, 0) for t in query_terms) for terms in self._terms]
         ranked = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
         return [self.documents[i] for i in ranked if scores[i] > 0][:max_results]
 

@@ -1,7 +1,7 @@
 """Benchmark: time the default ``train`` entry point and check its search against a plain GridSearchCV.
 
-    python census_project/benchmark.py              # train timing + the plain-search comparison
-    python census_project/benchmark.py --skip-plain # train timing only (the plain search is slow)
+    python benchmarks/census_search.py              # train timing + the plain-search comparison
+    python benchmarks/census_search.py --skip-plain # train timing only (the plain search is slow)
 
 1. Runs ``mlflow run census_project -e train --env-manager local`` with the MLproject's defaults
    (model_type=both, the talk's grids) into a throw-away store, and prints its wall time, the CPU
@@ -25,7 +25,9 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-PROJECT_DIR = Path(__file__).resolve().parent
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_DIR = REPO_ROOT / "census_project"
+sys.path.insert(0, str(PROJECT_DIR))  # the project's own modules: train.py and its census package
 TARGET_SECONDS, TARGET_ROC_AUC = 60.0, 0.915
 
 
@@ -40,7 +42,7 @@ def cpu_seconds_of_children() -> float | None:
 
 def load() -> str:
     try:
-        return "load average %.2f %.2f %.2f (1/5/15 min)" % os.getloadavg()
+        return "load average {:.2f} {:.2f} {:.2f} (1/5/15 min)".format(*os.getloadavg())
     except (AttributeError, OSError):  # Windows
         return "load average unavailable"
 
@@ -57,8 +59,19 @@ def time_train(store: Path):
     }
     # The store's tables are created first, so that the timing is the entry point's alone.
     subprocess.run([sys.executable, "-c", "import mlflow; mlflow.search_experiments()"], env=env, check=True)
-    command = [sys.executable, "-m", "mlflow", "run", str(PROJECT_DIR), "-e", "train", "--env-manager", "local",
-               "--experiment-name", "benchmark"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "run",
+        str(PROJECT_DIR),
+        "-e",
+        "train",
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "benchmark",
+    ]
     print(f"[{load()}]\n$ mlflow run census_project -e train --env-manager local --experiment-name benchmark")
     cpu_before, started = cpu_seconds_of_children(), time.perf_counter()
     subprocess.run(command, env=env, check=True)
@@ -75,6 +88,7 @@ def time_train(store: Path):
 def compare_with_plain_search(parent, children) -> bool:
     """GridSearchCV over the same grid, split and folds; True when every score is identical."""
     import train  # the entry point's own parsing, fed with the parameters the run logged
+
     from census import data, pipeline
 
     argv = []
@@ -85,15 +99,24 @@ def compare_with_plain_search(parent, children) -> bool:
     train_split, _ = data.split(data.load_adult(settings["data_source"]), args.test_size, args.random_state)
     X, y = data.features_and_target(train_split)
     preprocessor = pipeline.build_preprocessor(
-        settings["numeric_imputation_strategy"], settings["numeric_scaling_with_mean"],
-        settings["categorical_imputation_strategy"], settings["ohe_handle_unknown"], args.sparse_threshold,
-    )  # fmt: skip
+        settings["numeric_imputation_strategy"],
+        settings["numeric_scaling_with_mean"],
+        settings["categorical_imputation_strategy"],
+        settings["ohe_handle_unknown"],
+        args.sparse_threshold,
+    )
     candidates = pipeline.make_candidates(
-        settings["model_type"], settings["lr_C_values"], settings["lr_solvers"], settings["rf_n_estimators"], settings["rf_max_depths"]
+        settings["model_type"],
+        settings["lr_C_values"],
+        settings["lr_solvers"],
+        settings["rf_n_estimators"],
+        settings["rf_max_depths"],
     )
     print(f"\n[{load()}]\nPlain GridSearchCV, one core, same grid and folds ({len(candidates)} candidates)...")
     started = time.perf_counter()
-    plain = pipeline.plain_grid_search(preprocessor, candidates, X, y, args.cv_splits, args.random_state, args.lr_max_iter)
+    plain = pipeline.plain_grid_search(
+        preprocessor, candidates, X, y, args.cv_splits, args.random_state, args.lr_max_iter
+    )
     print(f"Plain search: {time.perf_counter() - started:.1f} s wall (CV only, no refit)")
 
     logged = {child.info.run_name: child.data.metrics for child in children}
@@ -105,11 +128,15 @@ def compare_with_plain_search(parent, children) -> bool:
                 same = metrics[f"cv_{metric}_{stat}"] == getattr(result, stat)(metric)
                 equal &= same
                 if not same:
-                    print(f"  DIFFERENT {result.candidate.name} cv_{metric}_{stat}: "
-                          f"{metrics[f'cv_{metric}_{stat}']!r} (fast) vs {getattr(result, stat)(metric)!r} (plain)")  # fmt: skip
+                    print(
+                        f"  DIFFERENT {result.candidate.name} cv_{metric}_{stat}: "
+                        f"{metrics[f'cv_{metric}_{stat}']!r} (fast) vs {getattr(result, stat)(metric)!r} (plain)"
+                    )
     same_winner = pipeline.best(plain).candidate.name == parent.data.tags["census.winner"]
-    print(f"Every CV mean/std identical to the plain search: {'yes' if equal else 'NO'}; "
-          f"same winner ({pipeline.best(plain).candidate.name}): {'yes' if same_winner else 'NO'}")  # fmt: skip
+    print(
+        f"Every CV mean/std identical to the plain search: {'yes' if equal else 'NO'}; "
+        f"same winner ({pipeline.best(plain).candidate.name}): {'yes' if same_winner else 'NO'}"
+    )
     return equal and same_winner
 
 
@@ -121,11 +148,15 @@ def main() -> None:
         wall, cpu, parent, children = time_train(Path(folder))
         roc_auc = parent.data.metrics["held_out_roc_auc"]
         print(f"\n[{load()}]")
-        print(f"train (default parameters, {len(children)} candidates, {os.cpu_count()} cores): {wall:.1f} s wall"
-              + ("" if cpu is None else f", {cpu:.1f} s CPU"))  # fmt: skip
+        print(
+            f"train (default parameters, {len(children)} candidates, {os.cpu_count()} cores): {wall:.1f} s wall"
+            + ("" if cpu is None else f", {cpu:.1f} s CPU")
+        )
         print(f"winner {parent.data.tags['census.winner']}: held-out ROC AUC {roc_auc:.4f}")
-        print(f"targets: wall <= {TARGET_SECONDS:.0f} s: {'met' if wall <= TARGET_SECONDS else 'MISSED'}; "
-              f"ROC AUC >= {TARGET_ROC_AUC}: {'met' if roc_auc >= TARGET_ROC_AUC else 'MISSED'}")  # fmt: skip
+        print(
+            f"targets: wall <= {TARGET_SECONDS:.0f} s: {'met' if wall <= TARGET_SECONDS else 'MISSED'}; "
+            f"ROC AUC >= {TARGET_ROC_AUC}: {'met' if roc_auc >= TARGET_ROC_AUC else 'MISSED'}"
+        )
         if not args.skip_plain and not compare_with_plain_search(parent, children):
             sys.exit(1)
 

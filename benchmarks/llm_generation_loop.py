@@ -11,7 +11,7 @@ imports and MLflow set-up are excluded) back from MLflow:
    OpenAI SDK call made bare (no MLflow) = the loop's overhead (tracing, logging);  target: < 50 ms.
    Best of 3 repetitions each, as a busy machine only ever makes a figure worse.
 
-    python llmops_project/benchmark.py [--questions 40] [--delay 1.0]
+    python benchmarks/llm_generation_loop.py [--questions 40] [--delay 1.0]
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(PROJECT_DIR.parent), str(PROJECT_DIR)]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_DIR = REPO_ROOT / "llmops_project"
+sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR)]
 
 from quiz.cli import entry_point_defaults  # noqa: E402
 from tests.fixtures_llm import FakeOpenAIServer  # noqa: E402
@@ -34,8 +35,14 @@ def run_generation(env: dict, questions: int, concurrency: int) -> float:
     """Run generate_answers.py; return its generation loop's wall time in seconds."""
     from mlflow.tracking import MlflowClient
 
-    command = [sys.executable, "generate_answers.py", "--max-questions", str(questions),
-               "--concurrency", str(concurrency)]
+    command = [
+        sys.executable,
+        "generate_answers.py",
+        "--max-questions",
+        str(questions),
+        "--concurrency",
+        str(concurrency),
+    ]
     subprocess.run(command, cwd=PROJECT_DIR, env=env, check=True, capture_output=True, text=True)
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name(env["MLFLOW_EXPERIMENT_NAME"])
@@ -58,8 +65,9 @@ print(time.perf_counter() - start)
 
 def bare_sdk_seconds(env: dict, questions: int) -> float:
     """The same number of chat calls with the OpenAI SDK alone: the provider's time as the client sees it."""
-    done = subprocess.run([sys.executable, "-c", BARE_CALLS, str(questions)], env=env, check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", BARE_CALLS, str(questions)], env=env, check=True, capture_output=True, text=True
+    )
     return float(done.stdout.strip())
 
 
@@ -83,23 +91,29 @@ def main() -> None:
         env.pop("MLFLOW_RUN_ID", None)
         try:
             print("Registering the prompts in a throw-away store ...", flush=True)
-            subprocess.run([sys.executable, "register_all_prompts.py"], cwd=PROJECT_DIR, env=env,
-                           check=True, capture_output=True)
+            subprocess.run(
+                [sys.executable, "register_all_prompts.py"], cwd=PROJECT_DIR, env=env, check=True, capture_output=True
+            )
             print(f"{args.questions} questions, {args.delay:.1f} s per request:", flush=True)
             sequential = run_generation(env, args.questions, 1)
             print(f"  concurrency 1: {sequential:7.2f} s", flush=True)
             concurrent = run_generation(env, args.questions, default_concurrency)
             ratio = concurrent / sequential
-            print(f"  concurrency {default_concurrency}: {concurrent:7.2f} s  = {ratio:.2f} x sequential "
-                  f"(target <= 0.30: {'met' if ratio <= 0.3 else 'MISSED'})", flush=True)
+            print(
+                f"  concurrency {default_concurrency}: {concurrent:7.2f} s  = {ratio:.2f} x sequential "
+                f"(target <= 0.30: {'met' if ratio <= 0.3 else 'MISSED'})",
+                flush=True,
+            )
             server.delay = 0.0
             instant = min(run_generation(env, args.questions, 1) for _ in range(3))
             bare = min(bare_sdk_seconds(env, args.questions) for _ in range(3))
             total_ms, bare_ms = 1000 * instant / args.questions, 1000 * bare / args.questions
             overhead_ms = total_ms - bare_ms
-            print(f"Instant server, concurrency 1: {total_ms:.1f} ms per question, of which the bare SDK call "
-                  f"{bare_ms:.1f} ms: overhead {overhead_ms:.1f} ms per question "
-                  f"(target < 50 ms: {'met' if overhead_ms < 50 else 'MISSED'})")
+            print(
+                f"Instant server, concurrency 1: {total_ms:.1f} ms per question, of which the bare SDK call "
+                f"{bare_ms:.1f} ms: overhead {overhead_ms:.1f} ms per question "
+                f"(target < 50 ms: {'met' if overhead_ms < 50 else 'MISSED'})"
+            )
         finally:
             server.stop()
 

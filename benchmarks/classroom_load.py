@@ -1,7 +1,7 @@
 """Classroom load benchmark: N students log to the team server at once; is anything lost?
 
-    python tracking_server/load_benchmark.py                    # 30 clients x 3 runs, mlflow's default workers
-    python tracking_server/load_benchmark.py --workers 8        # the same with 8 server worker processes
+    python benchmarks/classroom_load.py                    # 30 clients x 3 runs, mlflow's default workers
+    python benchmarks/classroom_load.py --workers 8        # the same with 8 server worker processes
 
 It starts its own native stack (tracking_server/stack.py: PostgreSQL + S3 stand-in + the real
 `mlflow server`) on free loopback ports in a temporary folder, then N client threads start
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import threading
@@ -31,18 +30,14 @@ from pathlib import Path
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # no "View run ..." line per run
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import stack as native  # noqa: E402  (tracking_server/stack.py, next to this file)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 from mlflow.entities import Param  # noqa: E402
+
+from tests.harness import free_port  # noqa: E402
+from tracking_server import stack as native  # noqa: E402
 
 EXPERIMENT_NAME = "classroom_load"
 PARAMS_PER_RUN = 5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -68,12 +63,16 @@ def student(client, experiment_id, student_id, args, barrier, latencies, errors,
     barrier.wait()
     for run_number in range(args.runs):
         try:
-            run = timed("create_run", client.create_run, experiment_id,
-                        tags={"student": str(student_id)}, run_name=f"student-{student_id}-{run_number}")
+            run = timed(
+                "create_run",
+                client.create_run,
+                experiment_id,
+                tags={"student": str(student_id)},
+                run_name=f"student-{student_id}-{run_number}",
+            )
             run_id = run.info.run_id
             params = {f"param_{i}": f"{student_id}.{run_number}.{i}" for i in range(PARAMS_PER_RUN)}
-            timed("log_batch(params)", client.log_batch, run_id,
-                  params=[Param(k, v) for k, v in params.items()])
+            timed("log_batch(params)", client.log_batch, run_id, params=[Param(k, v) for k, v in params.items()])
             for step in range(args.steps):
                 timed("log_metric", client.log_metric, run_id, "loss", 1.0 / (step + 1), step=step)
             text = artifact_text(student_id, run_number, run_id, args.artifact_bytes)
@@ -90,18 +89,27 @@ def verify(stack, experiment_id: str, sent: dict) -> list[str]:
 
     problems = []
     with psycopg.connect(**stack.postgres_conninfo) as db:
-        runs = dict(db.execute("SELECT run_uuid, status FROM runs WHERE experiment_id = %s",
-                               (int(experiment_id),)).fetchall())
-        metric_points = dict(db.execute(
-            "SELECT m.run_uuid, count(*) FROM metrics m JOIN runs r USING (run_uuid) "
-            "WHERE r.experiment_id = %s AND m.key = 'loss' GROUP BY m.run_uuid", (int(experiment_id),)).fetchall())
+        runs = dict(
+            db.execute("SELECT run_uuid, status FROM runs WHERE experiment_id = %s", (int(experiment_id),)).fetchall()
+        )
+        metric_points = dict(
+            db.execute(
+                "SELECT m.run_uuid, count(*) FROM metrics m JOIN runs r USING (run_uuid) "
+                "WHERE r.experiment_id = %s AND m.key = 'loss' GROUP BY m.run_uuid",
+                (int(experiment_id),),
+            ).fetchall()
+        )
         params = defaultdict(dict)
         for run_uuid, key, value in db.execute(
-                "SELECT p.run_uuid, p.key, p.value FROM params p JOIN runs r USING (run_uuid) "
-                "WHERE r.experiment_id = %s", (int(experiment_id),)):
+            "SELECT p.run_uuid, p.key, p.value FROM params p JOIN runs r USING (run_uuid) WHERE r.experiment_id = %s",
+            (int(experiment_id),),
+        ):
             params[run_uuid][key] = value
-        artifact_uris = dict(db.execute("SELECT run_uuid, artifact_uri FROM runs WHERE experiment_id = %s",
-                                        (int(experiment_id),)).fetchall())
+        artifact_uris = dict(
+            db.execute(
+                "SELECT run_uuid, artifact_uri FROM runs WHERE experiment_id = %s", (int(experiment_id),)
+            ).fetchall()
+        )
     s3 = stack.s3_client()
     for run_id, expected in sent.items():
         if runs.get(run_id) != "FINISHED":
@@ -126,8 +134,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per student (default 3)")
     parser.add_argument("--steps", type=int, default=10, help="metric history points per run (default 10)")
     parser.add_argument("--artifact-bytes", type=int, default=10_000, help="artifact size (default 10 kB)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="mlflow server worker processes (default: mlflow's own default, 4)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="mlflow server worker processes (default: mlflow's own default, 4)"
+    )
     args = parser.parse_args()
     os.environ["MLFLOW_HTTP_POOL_MAXSIZE"] = str(max(10, args.clients))
 
@@ -136,9 +145,11 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="mlflow-load-benchmark-"))
     failed = True
 
-    stack = native.NativeStack(native.StackConfig(root=root, mlflow_port=free_port(),
-                                                  postgres_port=free_port(), s3_port=free_port(),
-                                                  workers=args.workers))
+    stack = native.NativeStack(
+        native.StackConfig(
+            root=root, mlflow_port=free_port(), postgres_port=free_port(), s3_port=free_port(), workers=args.workers
+        )
+    )
     workers_label = args.workers or "default (4)"
     print(f"Starting the native stack in {root} (mlflow server workers: {workers_label}) ...", flush=True)
     try:
@@ -153,8 +164,11 @@ def main() -> int:
             threading.Thread(target=student, args=(client, experiment_id, i, args, barrier, latencies, errors, sent))
             for i in range(args.clients)
         ]
-        print(f"{args.clients} students x {args.runs} runs x ({args.steps} metric points + "
-              f"{PARAMS_PER_RUN} params + 1 artifact of {args.artifact_bytes} B) ...", flush=True)
+        print(
+            f"{args.clients} students x {args.runs} runs x ({args.steps} metric points + "
+            f"{PARAMS_PER_RUN} params + 1 artifact of {args.artifact_bytes} B) ...",
+            flush=True,
+        )
         start = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -165,11 +179,15 @@ def main() -> int:
         every = [value for values in latencies.values() for value in values]
         print(f"\nmlflow server workers: {workers_label}; clients: {args.clients}; wall time {elapsed:.1f} s")
         print(f"throughput: {len(every) / elapsed:.1f} requests/s, {len(sent) / elapsed:.2f} runs/s")
-        print(f"latency, all requests: p50 {percentile(every, .5) * 1000:.0f} ms, "
-              f"p95 {percentile(every, .95) * 1000:.0f} ms ({len(every)} requests)")
+        print(
+            f"latency, all requests: p50 {percentile(every, 0.5) * 1000:.0f} ms, "
+            f"p95 {percentile(every, 0.95) * 1000:.0f} ms ({len(every)} requests)"
+        )
         for kind, values in latencies.items():
-            print(f"  {kind:<18} p50 {percentile(values, .5) * 1000:6.0f} ms   p95 "
-                  f"{percentile(values, .95) * 1000:6.0f} ms   n={len(values)}")
+            print(
+                f"  {kind:<18} p50 {percentile(values, 0.5) * 1000:6.0f} ms   p95 "
+                f"{percentile(values, 0.95) * 1000:6.0f} ms   n={len(values)}"
+            )
         print(f"errors (failed requests, no retries): {len(errors)}")
         for line in errors[:10]:
             print("  " + line)
@@ -177,9 +195,11 @@ def main() -> int:
         problems = verify(stack, experiment_id, sent)
         expected_runs = args.clients * args.runs
         lost = expected_runs - len(sent) + len(problems)
-        print(f"verified in PostgreSQL and the bucket: {len(sent)}/{expected_runs} runs acknowledged, "
-              f"{len(sent) * args.steps} metric points, {len(sent) * PARAMS_PER_RUN} params, "
-              f"{len(sent)} artifacts; lost or different: {len(problems)}")
+        print(
+            f"verified in PostgreSQL and the bucket: {len(sent)}/{expected_runs} runs acknowledged, "
+            f"{len(sent) * args.steps} metric points, {len(sent) * PARAMS_PER_RUN} params, "
+            f"{len(sent)} artifacts; lost or different: {len(problems)}"
+        )
         for line in problems[:10]:
             print("  " + line)
         failed = lost > 0 or bool(errors)
