@@ -1,29 +1,28 @@
-"""The talk's autologging script: a decision tree on Iris, logged by mlflow.autolog alone.
+"""Autologging APIs (talk pt. 1-2): a decision tree on Iris, logged by mlflow.autolog alone.
 
     python autologging_example.py [seed]
 
-or, from the repository root:
-
-    mlflow run autologging_example --env-manager local --experiment-name autologging-example
+or as an MLflow Project: mlflow run -e main --env-manager=local --experiment-name autologging-example .
 """
+
+import sys  # to read command-line arguments
 
 import mlflow  # to use MLflow functionalities
 from sklearn.datasets import load_iris  # to load the iris dataset
 from sklearn.tree import DecisionTreeClassifier  # to use decision tree classifier
 
-from cli import ArgumentParser, use_experiment  # one-line errors; the `mlflow run` experiment rule
+import cli  # one-line errors, the `mlflow run` experiment rule, the "next command" lines
 
 EXPERIMENT_NAME = "autologging-example"
 RUN_NAME = "autologging_run"
 
 
 def main() -> None:
-    # Read a seed from command-line arguments (default: 42)
-    parser = ArgumentParser(example="python autologging_example.py 42", description=__doc__.splitlines()[0])
-    parser.add_argument("seed", nargs="?", type=int, default=42)
-    seed = parser.parse_args().seed
-    # Set the experiment name (creates it if it does not exist); not under `mlflow run`
-    use_experiment(EXPERIMENT_NAME)
+    # Read a seed from command-line arguments (default: 42); first, so a wrong one changes nothing
+    seed = read_seed(sys.argv[1:])
+    # Set the experiment name (creates it if it does not exist); under `mlflow run`, --experiment-name did
+    if not cli.under_mlflow_run():
+        mlflow.set_experiment(EXPERIMENT_NAME)
     # Enable autologging for scikit-learn (and other ML libraries in general)
     mlflow.autolog(log_datasets=True, log_models=True, log_model_signatures=True, log_input_examples=True)
     # Start an MLflow run, naming it "autologging_run"
@@ -40,14 +39,25 @@ def main() -> None:
         if training_score < 0.9:
             raise ValueError("Training accuracy is too low: " + str(training_score))
 
-    # The model autolog logged: MLflow 3 gives it an ID (m-...), also shown in the UI's Models tab
+    # The model autolog logged: MLflow 3 gives it an ID (m-...), shown in the UI's Models tab too
     model_uri = f"models:/{mlflow.last_logged_model().model_id}"
     print(f"Logged model: {model_uri}   (run {run.info.run_id})")
-    print("Next, from the repository root: register it, with alias 'champion'")
-    print(f"  mlflow run autologging_example -e register --env-manager local -P model_uri={model_uri}")
-    print("or predict with it right away:")
-    payload = "autologging_example/serving_input_example.json"
-    print(f'  mlflow models predict --env-manager local -m "{model_uri}" -i {payload}')
+    cli.print_ui_hint(run, f"experiment {EXPERIMENT_NAME!r}, run {RUN_NAME!r}: params, metrics, model, artifacts")
+    cli.print_next(
+        "predict with it (talk: Model serving pt. 1)",
+        f'mlflow models predict --env-manager local -m "{model_uri}" -i {{here}}/serving_input_example.json',
+    )
+    cli.print_next(
+        "register it, alias 'champion' (talk: Model registration)",
+        cli.mlflow_run_command("register", {"model_uri": model_uri}, experiment_name=EXPERIMENT_NAME),
+    )
+
+
+def read_seed(argv: list[str]) -> int:
+    """The optional first argument, an integer (default 42)."""
+    parser = cli.ArgumentParser(example="python autologging_example.py 42", description=__doc__.splitlines()[0])
+    parser.add_argument("seed", nargs="?", type=int, default=42, help="seeds the decision tree")
+    return parser.parse_args(argv).seed
 
 
 if __name__ == "__main__":

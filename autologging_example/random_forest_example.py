@@ -1,10 +1,9 @@
-"""Seed 004's "Complete Example": autologging plus manual logging, on a held-out test set.
+"""The "Complete Example" of the course notes "MLflow tracking and autologging": autologging plus
+manual logging, on a held-out test set.
 
     python random_forest_example.py [--seed 42] [--n-estimators 100] [--max-depth 6]
 
-or, from the repository root:
-
-    mlflow run autologging_example -e random_forest --env-manager local --experiment-name "Iris Experiment"
+or as an MLflow Project: mlflow run -e random_forest --env-manager=local --experiment-name "Iris Experiment" .
 
 Autolog logs the parameters, the training metrics and the model. By hand we add what autolog
 cannot know: the seed of the split, the accuracy on the test set, and a feature-importance chart.
@@ -17,20 +16,17 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import train_test_split
 
-from cli import ArgumentParser, use_experiment
+import cli
 
 EXPERIMENT_NAME = "Iris Experiment"
 RUN_NAME = "random_forest_run"
 
 
 def main() -> None:
-    parser = ArgumentParser(example="python random_forest_example.py --seed 42", description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=42, help="seeds the split and the forest")
-    parser.add_argument("--n-estimators", type=int, default=100)
-    parser.add_argument("--max-depth", type=int, default=6)
-    args = parser.parse_args()
+    args = parse_args()
 
-    use_experiment(EXPERIMENT_NAME)
+    if not cli.under_mlflow_run():  # under `mlflow run`, --experiment-name chose the experiment
+        mlflow.set_experiment(EXPERIMENT_NAME)
     # log_post_training_metrics=False: otherwise autolog would also record rf.score(X_test, y_test)
     # as "RandomForestClassifier_score_X_test"; we log that number once, by hand, as test_accuracy.
     mlflow.sklearn.autolog(
@@ -44,7 +40,7 @@ def main() -> None:
         print(f"Training a random forest ({args.n_estimators} trees, max depth {args.max_depth}) ...")
         rf = RandomForestClassifier(n_estimators=args.n_estimators, max_depth=args.max_depth, random_state=args.seed)
         rf.fit(X_train, y_train)  # autolog logs params, training metrics and the model here
-        # Seed 004 ends with mlflow.sklearn.log_model(rf, "model") (MLflow 3: name="model").
+        # The notes end with mlflow.sklearn.log_model(rf, "model") (MLflow 3: name="model").
         # Autolog has already logged this very model, with its signature and input example:
         # logging it again would store a second copy. We attach our metric to autolog's model.
         model_id = mlflow.last_logged_model().model_id
@@ -66,7 +62,17 @@ def main() -> None:
         plt.close(fig)
 
     print(f"Logged model: models:/{model_id}   (run {run.info.run_id})")
-    print('Next: mlflow ui (or `make ui`), experiment "Iris Experiment" -> run random_forest_run -> Artifacts')
+    cli.print_ui_hint(run, f"experiment {EXPERIMENT_NAME!r}, run {RUN_NAME!r}: Artifacts > feature_importance.png")
+
+
+def parse_args():
+    parser = cli.ArgumentParser(
+        example="python random_forest_example.py --seed 42", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--seed", type=int, default=42, help="seeds the split and the forest")
+    parser.add_argument("--n-estimators", type=int, default=100, help="trees in the forest")
+    parser.add_argument("--max-depth", type=int, default=6, help="maximum depth of each tree")
+    return parser.parse_args()
 
 
 if __name__ == "__main__":

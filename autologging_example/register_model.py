@@ -1,13 +1,9 @@
-"""Register a logged model under a name and point the alias `champion` at the new version.
+"""Model registration (talk pt. 1-4) as a command: the UI's "Register" button, then an alias.
 
-The script version of the talk's "Register" button (Model registration, pt. 1-4):
+    python register_model.py [--model-uri newest | models:/m-<id> | runs:/<run_id>/model] [--model-name NAME]
 
-    python register_model.py [--model-uri newest | models:/m-... | runs:/<run_id>/model]
-                             [--model-name iris-classifier-dt]
-
-or, from the repository root:
-
-    mlflow run autologging_example -e register --env-manager local -P model_uri=models:/m-...
+or as an MLflow Project:
+    mlflow run -e register --env-manager=local --experiment-name autologging-example . -P model_uri=models:/m-<id>
 
 --model-uri newest (the default) picks the model of the newest successful `autologging_run`.
 """
@@ -15,10 +11,45 @@ or, from the repository root:
 import mlflow
 from mlflow.exceptions import MlflowException
 
+import cli
 from autologging_example import EXPERIMENT_NAME, RUN_NAME
-from cli import ArgumentParser, fail
 
 ALIAS = "champion"
+
+
+def main() -> None:
+    args = parse_args()
+    model_uri = newest_autologged_model() if args.model_uri == "newest" else args.model_uri
+    check_model_exists(model_uri)  # before registering: no registered name without a version
+
+    # Register the model under a human-friendly name: a new version each time (Model registration pt. 1-3)
+    version = mlflow.register_model(model_uri, args.model_name)
+    # Point the alias at the new version: clients load models:/<name>@champion, whatever its number
+    mlflow.MlflowClient().set_registered_model_alias(args.model_name, ALIAS, version.version)
+    print(f"Registered {model_uri} as {args.model_name!r} version {version.version}, alias {ALIAS!r}")
+
+    if cli.under_mlflow_run():  # `mlflow run` made a run for this entry point: name it, record the registration
+        with mlflow.start_run(run_name=f"register-{args.model_name}") as run:
+            mlflow.set_tags({"registered_model": args.model_name, "registered_version": version.version})
+        cli.print_ui_hint(run, f"the registration; the model itself is under Models > {args.model_name}")
+    champion = f"models:/{args.model_name}@{ALIAS}"
+    cli.print_next(
+        "predict with the champion (talk: Model serving pt. 1)",
+        f'mlflow models predict --env-manager local -m "{champion}" -i {{here}}/serving_input_example.json',
+    )
+    cli.print_next(
+        "serve it over HTTP (talk: Model serving pt. 2), then POST the same JSON to http://localhost:1234/invocations",
+        f'mlflow models serve --env-manager local -m "{champion}" -p 1234',
+    )
+
+
+def parse_args():
+    parser = cli.ArgumentParser(
+        example="python register_model.py --model-uri models:/m-<id>", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--model-uri", default="newest", help="newest, models:/m-<id> or runs:/<run_id>/model")
+    parser.add_argument("--model-name", default="iris-classifier-dt", help="the registered model's name")
+    return parser.parse_args()
 
 
 def newest_autologged_model() -> str:
@@ -31,43 +62,23 @@ def newest_autologged_model() -> str:
         output_format="list",
     )
     if not runs or not runs[0].outputs.model_outputs:
-        fail(
+        raise cli.UserError(
             f"no model logged by a successful {RUN_NAME!r} in experiment {EXPERIMENT_NAME!r}. "
-            f"Run it first: mlflow run autologging_example --env-manager local --experiment-name {EXPERIMENT_NAME}"
+            f"Run it first, e.g. python autologging_example.py"
         )
     return f"models:/{runs[0].outputs.model_outputs[0].model_id}"
 
 
-def main() -> None:
-    parser = ArgumentParser(
-        example="python register_model.py --model-uri models:/m-<id>", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--model-uri", default="newest", help="newest, models:/m-<id> or runs:/<run_id>/model")
-    parser.add_argument("--model-name", default="iris-classifier-dt")
-    args = parser.parse_args()
-
-    model_uri = newest_autologged_model() if args.model_uri == "newest" else args.model_uri
-    # Check the model exists BEFORE registering: register_model would otherwise create the
-    # registered model name first and then fail, leaving a name with no version behind.
+def check_model_exists(model_uri: str) -> None:
+    """register_model would create the registered name first and then fail on a wrong URI."""
     try:
         mlflow.models.get_model_info(model_uri)
     except (MlflowException, OSError) as problem:
-        fail(
-            f"cannot find a model at {model_uri!r} ({type(problem).__name__}). "
-            "Pass the ID the training script printed, e.g. -P model_uri=models:/m-<id>, or see the UI's Models tab"
-        )
-
-    version = mlflow.register_model(model_uri, args.model_name)
-    mlflow.MlflowClient().set_registered_model_alias(args.model_name, ALIAS, version.version)
-    print(f"Registered {model_uri} as {args.model_name!r} version {version.version}, alias {ALIAS!r}")
-
-    champion = f"models:/{args.model_name}@{ALIAS}"
-    print("Next, from the repository root:")
-    print(
-        f'  mlflow models predict --env-manager local -m "{champion}" -i autologging_example/serving_input_example.json'
-    )
-    print(f'  mlflow models serve --env-manager local -m "{champion}" -p 5001')
+        raise cli.UserError(
+            f"cannot find a model at {model_uri!r} ({type(problem).__name__}). Pass the ID the training "
+            "script printed, e.g. -P model_uri=models:/m-<id>, or copy it from the UI's Models tab"
+        ) from None
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -59,13 +59,7 @@ def module_store(tmp_path_factory, _empty_store_database) -> harness.Store:
     mlflow.set_registry_uri(None)
 
 
-@pytest.fixture(autouse=True)
-def _entry_point_contract(request):
-    """A test marked ``entry_point(folder, entry)`` must really have run that entry point."""
-    harness.ran_entry_points.clear()
-    yield
-    for marker in request.node.iter_markers("entry_point"):
-        folder, entry = marker.args
-        assert (folder, entry) in harness.ran_entry_points, (
-            f"marked as the smoke test of {folder}:{entry}, but never ran it with run_project"
-        )
+@pytest.fixture(scope="module")
+def runs(module_store, request) -> harness.SharedRuns:
+    """The module's ``mlflow run`` results, shared by its tests; the module names its ``FOLDER``."""
+    return harness.SharedRuns(module_store, request.module.FOLDER)

@@ -3,16 +3,30 @@
 * ``run_project(store, folder, entry, params)`` runs ``mlflow run <folder> -e <entry>
   --env-manager local -P k=v ...`` as a subprocess and returns the runs it created.
 * ``run_script(store, "folder/script.py", args...)`` runs ``python script.py args`` from its folder.
+* ``printed_commands(output)`` reads the "Next, ..." lines the scripts print (cli.print_next), and
+  ``run_printed(store, command, where)`` runs one of them from where it says it works.
+* ``background_server(command, ready_url)`` runs a server (``mlflow models serve``, the local LLM,
+  ``mlflow ui``) until the ``with`` block ends.
+* ``post_json(url, body)`` sends a JSON request and returns (status, JSON answer).
 
-Fixtures (``mlflow_store`` and friends) live in ``conftest.py``.
+Fixtures (``mlflow_store``, ``module_store``, ``runs`` and friends) live in ``conftest.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import shlex
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,10 +44,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-# (folder, entry point) pairs run by the current test; conftest checks them against its markers.
-ran_entry_points: set[tuple[str, str]] = set()
 
 
 @dataclass
@@ -141,7 +151,6 @@ def run_project(
         command += ["--experiment-name", experiment_name]
     for key, value in (params or {}).items():
         command += ["-P", f"{key}={value}"]
-    ran_entry_points.add((folder, entry))
     return _invoke(command, store, REPO_ROOT, env, timeout, expect_success)
 
 
@@ -160,19 +169,114 @@ def run_script(
 
 
 class SharedRuns:
-    """``run_project`` results computed once per module, the first time a test asks for them.
-
-    `mlflow run` costs seconds, so tests that read the same run share it. A later test that gets
-    the cached result still records the entry point it asserts on (it really ran, in this store).
-    """
+    """``run_project`` results computed once per module, the first time a test asks for them:
+    `mlflow run` costs seconds, so tests that read the same run share it."""
 
     def __init__(self, store: Store, folder: str):
         self.store, self.folder, self._results = store, folder, {}
 
     def get(self, entry: str, **kwargs) -> ProjectResult:
         key = (entry, repr(sorted(kwargs.items())))
-        if key in self._results:
-            ran_entry_points.add((self.folder, entry))
-        else:
+        if key not in self._results:
             self._results[key] = run_project(self.store, self.folder, entry, **kwargs)
         return self._results[key]
+
+
+# --- the "Next, ..." commands the scripts print (cli.print_next) ------------------------------
+
+_NEXT_LINE = re.compile(r"^  from (?P<where>\S+/|the repository root):\s+(?P<command>.+)$")
+
+
+def printed_commands(output: str) -> dict[str, list[str]]:
+    """{"inside": [commands printed for running inside the example folder], "root": [...]}."""
+    found = {"inside": [], "root": []}
+    for line in output.splitlines():
+        if match := _NEXT_LINE.match(line):
+            found["root" if match["where"] == "the repository root" else "inside"].append(match["command"])
+    return found
+
+
+def run_printed(store: Store | None, command: str, folder: str | None, **kwargs) -> ProjectResult:
+    """Run a printed command as a student pastes it: from inside ``folder``, or from the repository
+    root when ``folder`` is None. Its words are split as a POSIX shell would (the printed form also
+    suits cmd and PowerShell: double quotes, no shell-specific syntax)."""
+    return run_command(store, shlex.split(command), folder, **kwargs)
+
+
+def run_command(
+    store: Store | None,
+    words: list[str],
+    folder: str | None = None,
+    env: dict | None = None,
+    timeout: float = 600,
+    expect_success: bool | None = True,
+) -> ProjectResult:
+    """``mlflow ...`` or ``python ...`` with this venv's interpreter, from ``folder`` (default: the
+    repository root)."""
+    assert words[0] in ("mlflow", "python"), words
+    command = [sys.executable, *(["-m", "mlflow"] if words[0] == "mlflow" else []), *words[1:]]
+    return _invoke(command, store, REPO_ROOT / folder if folder else REPO_ROOT, env, timeout, expect_success)
+
+
+# --- servers the tests start ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def background_server(command: list[str], ready_url: str, timeout: float = 180, env: dict | None = None, cwd=None):
+    """Start ``command`` (its own process group), wait until ``ready_url`` answers 200, yield, then
+    stop it and everything it started. Fails with the server's output if it exits or never answers."""
+    with open(os.devnull, "rb") as devnull:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd or REPO_ROOT,
+            env={**os.environ, **_VENV_ON_PATH, **(env or {})},
+            stdin=devnull,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(process.stdout), daemon=True).start()  # never blocks the server
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert process.poll() is None, f"{command[:4]} exited:\n{''.join(output)[-4000:]}"
+            with contextlib.suppress(OSError), urllib.request.urlopen(ready_url, timeout=2) as response:
+                if response.status == 200:
+                    break
+            assert time.monotonic() < deadline, (
+                f"no answer on {ready_url} after {timeout} s:\n{''.join(output)[-4000:]}"
+            )
+            time.sleep(0.5)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def model_server(model_uri: str):
+    """`mlflow models serve --env-manager local -m <model_uri>` on a free port, as the READMEs run it;
+    yields its base URL (POST <url>/invocations)."""
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "--env-manager", "local"]
+    with background_server(
+        command + ["-m", model_uri, "-h", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/ping"
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+def post_json(url: str, body: dict, timeout: float = 60) -> tuple[int, dict]:
+    """POST ``body`` as JSON; (HTTP status, decoded JSON answer), errors included."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())

@@ -6,15 +6,9 @@ Expected predictions are the true Iris labels of the payload's rows, looked up i
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import mlflow
 import numpy as np
@@ -30,17 +24,11 @@ EXPERIMENT = "autologging-example"
 MODEL_NAME = "iris-classifier-dt"
 CHAMPION = f"models:/{MODEL_NAME}@champion"
 PAYLOAD_FILE = harness.REPO_ROOT / FOLDER / "serving_input_example.json"
-SERVER_START_TIMEOUT = 180
 
 
 @pytest.fixture(scope="module")
 def store(module_store) -> harness.Store:
     return module_store
-
-
-@pytest.fixture(scope="module")
-def runs(store) -> harness.SharedRuns:
-    return harness.SharedRuns(store, FOLDER)
 
 
 def decision_tree_run(runs: harness.SharedRuns) -> harness.ProjectResult:
@@ -49,7 +37,7 @@ def decision_tree_run(runs: harness.SharedRuns) -> harness.ProjectResult:
 
 def registration(runs: harness.SharedRuns) -> harness.ProjectResult:
     decision_tree_run(runs)
-    return runs.get("register")  # model_uri=newest: the model of the run above
+    return runs.get("register", experiment_name=EXPERIMENT)  # model_uri=newest: the model of the run above
 
 
 def payload_and_true_labels() -> tuple[dict, list[int]]:
@@ -119,8 +107,11 @@ def test_register_makes_champion_point_at_the_new_version(store, runs):
     assert champion.version == only_version.version
     assert champion.source == f"models:/{model_id_of(run)}"
     assert champion.run_id == run.info.run_id
+    # `mlflow run` made a run for the entry point: it is named and records the registration.
+    assert result.run.info.run_name == f"register-{MODEL_NAME}"
+    assert result.run.data.tags["registered_version"] == str(champion.version)
     assert CHAMPION in result.stdout
-    assert "-p 5001" in result.stdout
+    assert f'mlflow models serve --env-manager local -m "{CHAMPION}" -p 1234' in result.stdout
 
 
 def test_champion_predicts_the_true_labels_through_pyfunc(runs):
@@ -128,12 +119,6 @@ def test_champion_predicts_the_true_labels_through_pyfunc(runs):
     payload, labels = payload_and_true_labels()
     model = mlflow.pyfunc.load_model(CHAMPION)
     assert model.predict(np.array(payload["inputs"])).tolist() == labels
-
-
-def venv_env() -> dict:
-    """This test's environment (its store), with the venv's bin first on PATH as when activated:
-    `mlflow models serve` starts `uvicorn` by name."""
-    return {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
 
 
 def test_mlflow_models_predict_with_the_talks_payload(store, runs):
@@ -154,7 +139,6 @@ def test_mlflow_models_predict_with_the_talks_payload(store, runs):
             str(PAYLOAD_FILE),
         ],
         cwd=harness.REPO_ROOT,
-        env=venv_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -164,71 +148,13 @@ def test_mlflow_models_predict_with_the_talks_payload(store, runs):
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == {"predictions": labels}
 
 
-@contextlib.contextmanager
-def model_server(model_uri: str):
-    """`mlflow models serve --env-manager local` on a free port; always stopped afterwards."""
-    port = harness.free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "--env-manager",
-            "local",
-            "-m",
-            model_uri,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=harness.REPO_ROOT,
-        env=venv_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: we stop the server and its workers
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            assert process.poll() is None, f"the server exited:\n{process.stderr.read()[-3000:]}"
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                if response.status == 200:
-                    break
-            assert time.monotonic() < deadline, f"no answer on {url}/ping after {SERVER_START_TIMEOUT}s"
-            time.sleep(0.5)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
-        process.stderr.close()
-
-
-def post_json(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def test_mlflow_models_serve_answers_the_talks_curl_request(runs):
     registration(runs)
     payload, labels = payload_and_true_labels()
-    with model_server(CHAMPION) as url:
-        assert post_json(f"{url}/invocations", payload) == (200, {"predictions": labels})
+    with harness.model_server(CHAMPION) as url:
+        assert harness.post_json(f"{url}/invocations", payload) == (200, {"predictions": labels})
         # A row with 2 features instead of 4: a clear 400, not a crash.
-        status, body = post_json(f"{url}/invocations", {"inputs": [[5.1, 3.5]]})
+        status, body = harness.post_json(f"{url}/invocations", {"inputs": [[5.1, 3.5]]})
         assert status == 400
         assert body["error_code"] == "INVALID_PARAMETER_VALUE"
 
@@ -279,3 +205,18 @@ def test_a_non_integer_seed_is_one_clear_line_and_no_run(store):
         "error: argument seed: invalid int value: 'abc'. Example: python autologging_example.py 42"
     ]
     assert result.runs == []
+
+
+def test_the_printed_next_commands_work_from_the_folder_and_from_the_root(store, runs):
+    """main prints `models predict` and `register` twice; run each line where it says it works."""
+    _, labels = payload_and_true_labels()
+    printed = harness.printed_commands(decision_tree_run(runs).stdout)
+    predict_inside, register_inside = printed["inside"]
+    predict_root, register_root = printed["root"]
+    for command, folder in ((predict_inside, FOLDER), (predict_root, None)):
+        result = harness.run_printed(store, command, folder)
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == {"predictions": labels}
+    versions_before = len(store.client.search_model_versions(f"name = '{MODEL_NAME}'"))
+    for command, folder in ((register_inside, FOLDER), (register_root, None)):
+        assert harness.run_printed(store, command, folder).run.info.status == "FINISHED"
+    assert len(store.client.search_model_versions(f"name = '{MODEL_NAME}'")) == versions_before + 2

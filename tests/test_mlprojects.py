@@ -1,5 +1,7 @@
-"""Repository-wide contracts: every MLproject entry point has a smoke test, and every example's
-python_env.yaml agrees with the one pinned environment in requirements.txt."""
+"""Repository-wide contracts: every MLproject entry point has a smoke test (a test marked
+``@pytest.mark.entry_point(folder, entry)``: this file reads the MLprojects and the tests and fails
+for an entry point that has none), every command runs the same in bash, cmd and PowerShell, and every
+example's python_env.yaml agrees with the one pinned environment in requirements.txt."""
 
 from __future__ import annotations
 
@@ -85,6 +87,20 @@ def test_every_parameter_reaches_its_command(mlproject: Path):
             assert "{" + parameter + "}" in definition["command"], (
                 f"{mlproject.parent.name}:{entry} declares {parameter!r} but never passes it"
             )
+
+
+PARAMETER_TYPES = {"string", "int", "float", "boolean"}  # the talk's; README "MLproject conventions"
+
+
+@pytest.mark.parametrize("mlproject", MLPROJECT_FILES, ids=EXAMPLE_FOLDERS)
+def test_commands_are_one_line_and_parameters_use_the_talks_types(mlproject: Path):
+    """`mlflow run` hands the command to bash, or to cmd on Windows: no line breaks, no `\\`."""
+    spec = yaml.safe_load(mlproject.read_text())
+    for entry, definition in spec["entry_points"].items():
+        assert "\n" not in definition["command"].strip(), f"{mlproject.parent.name}:{entry}: one line (or >-)"
+        assert "\\" not in definition["command"], f"{mlproject.parent.name}:{entry}: no \\ continuations"
+        for name, parameter in (definition.get("parameters") or {}).items():
+            assert parameter["type"] in PARAMETER_TYPES, f"{mlproject.parent.name}:{entry}:{name}"
 
 
 @pytest.mark.parametrize("mlproject", MLPROJECT_FILES, ids=EXAMPLE_FOLDERS)

@@ -1,4 +1,5 @@
-"""tracking_example: the talk's hand-logged run, and seed 003's information-retrieval API.
+"""tracking_example: the talk's hand-logged run, and the information-retrieval API of the course
+notes "MLflow metadata and information retrieval".
 
 Every assertion reads what was logged back from the store (MlflowClient), except the console
 table of `query`, which is compared with the runs the store holds.
@@ -18,14 +19,12 @@ RUN_NAME = "example_run"
 ARTIFACT_TEXT = "This is an example artifact."
 
 
+QUERY_EXPERIMENT = "logging_example_queries"  # where the documented `query` command keeps its run
+
+
 @pytest.fixture(scope="module")
 def store(module_store) -> harness.Store:
     return module_store
-
-
-@pytest.fixture(scope="module")
-def runs(store) -> harness.SharedRuns:
-    return harness.SharedRuns(store, FOLDER)
 
 
 def even_seed_run(runs: harness.SharedRuns) -> harness.ProjectResult:
@@ -87,7 +86,7 @@ def test_the_talks_direct_command_python_logging_example_43(store, runs):
 def test_query_prints_the_runs_of_the_store_and_tags_the_experiment(store, runs):
     best_run_id = even_seed_run(runs).run.info.run_id
     odd_seed_run(runs)
-    result = runs.get("query")
+    result = runs.get("query", experiment_name=QUERY_EXPERIMENT)
 
     experiment = store.client.get_experiment_by_name(EXPERIMENT)
     assert experiment.tags["owner"] == "mlops-course"
@@ -98,7 +97,7 @@ def test_query_prints_the_runs_of_the_store_and_tags_the_experiment(store, runs)
     assert len(in_store) >= 2
     table = [line for line in result.stdout.splitlines() if RUN_NAME in line and "Runs named" not in line]
     assert [line.split()[0] for line in table] == [r.info.run_id for r in in_store]
-    for line, run in zip(table, in_store, strict=False):
+    for line, run in zip(table, in_store, strict=True):
         assert line.split()[1:] == [
             RUN_NAME,
             run.info.status,
@@ -107,28 +106,37 @@ def test_query_prints_the_runs_of_the_store_and_tags_the_experiment(store, runs)
         ]
     assert f"Best successful run {best_run_id}" in result.stdout
     assert f"Experiments owned by 'mlops-course': {EXPERIMENT} (ID {experiment.experiment_id})" in result.stdout
-    # The query's own run (mlflow run always creates one) finished and is not in the table.
-    assert result.run.info.status == "FINISHED"
-    assert result.run.info.run_id not in result.stdout
+    # `mlflow run` always creates a run: it is named "query", kept in its own experiment, and records
+    # what the query found. It is not in the table.
+    query = result.run
+    assert query.info.status == "FINISHED"
+    assert query.info.run_name == "query"
+    assert store.client.get_experiment(query.info.experiment_id).name == QUERY_EXPERIMENT
+    assert query.data.tags["query.best_run_id"] == best_run_id
+    assert query.data.metrics["best_random_4"] == even_seed_run(runs).run.data.metrics["random_4"]
+    assert query.info.run_id not in result.stdout
 
 
 @pytest.mark.entry_point("tracking_example", "query")
 def test_query_of_a_new_experiment_creates_it_tagged_and_says_there_are_no_runs(store, runs):
     """As on a fresh store: the experiment does not exist yet (this module's store is shared)."""
     assert store.client.get_experiment_by_name("nobody_ran_this") is None
-    result = runs.get("query", params={"experiment_name": "nobody_ran_this", "owner": "teacher"})
+    result = runs.get(
+        "query", params={"experiment_name": "nobody_ran_this", "owner": "teacher"}, experiment_name=QUERY_EXPERIMENT
+    )
     experiment = store.client.get_experiment_by_name("nobody_ran_this")
     assert experiment.tags["owner"] == "teacher"
     assert experiment.tags["description"]
     assert f"Created experiment 'nobody_ran_this' (ID {experiment.experiment_id})" in result.stdout
-    assert "No runs yet" in result.stdout
+    assert "No runs yet in 'nobody_ran_this': run main first." in result.stdout
+    assert result.run.data.tags["query.runs_found"] == "0"
     assert "run main first" in result.stdout
 
 
 def test_a_non_integer_seed_is_one_clear_line_and_a_failed_run(store):
     result = harness.run_project(store, FOLDER, "main", params={"seed": "abc"}, expect_success=False)
     ours = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert ours == ["error: seed must be an integer, got 'abc'. Example: python logging_example.py 42"]
+    assert ours == ["error: argument seed: invalid int value: 'abc'. Example: python logging_example.py 42"]
     assert "Traceback" not in result.output
     assert result.run.info.status == "FAILED"
     assert result.run.data.metrics == {}
@@ -139,7 +147,7 @@ def test_a_non_integer_seed_without_mlflow_run(store):
     result = harness.run_script(store, f"{FOLDER}/logging_example.py", "4.5", expect_success=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: seed must be an integer, got '4.5'. Example: python logging_example.py 42"
+        "error: argument seed: invalid int value: '4.5'. Example: python logging_example.py 42"
     ]
     assert result.runs == []
 
@@ -149,3 +157,24 @@ def test_an_unknown_entry_point_fails_clearly_without_creating_a_run(store):
     assert "Could not find nope among entry points ['main', 'query']" in result.stderr
     assert "Traceback" not in result.output
     assert result.runs == []
+
+
+def test_the_printed_next_command_works_from_the_folder_and_from_the_root(store, runs):
+    """The even-seed run prints the talk's next step twice: run each line where it says it works."""
+    printed = harness.printed_commands(even_seed_run(runs).stdout)
+    assert printed == {
+        "inside": ["python logging_example.py 43"],
+        "root": ["python tracking_example/logging_example.py 43"],
+    }
+    for command, folder in ((printed["inside"][0], FOLDER), (printed["root"][0], None)):
+        result = harness.run_printed(store, command, folder, expect_success=False)
+        assert result.run.info.status == "FAILED"
+        assert result.run.data.params["seed"] == "43"
+        assert store.client.get_experiment(result.run.info.experiment_id).name == EXPERIMENT
+
+
+def test_the_ui_hint_names_the_local_store_or_the_server(store, runs):
+    run = even_seed_run(runs).run
+    page = f"#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    assert f"http://127.0.0.1:5000/{page}" in even_seed_run(runs).stdout
+    assert "make ui" in even_seed_run(runs).stdout

@@ -1,53 +1,32 @@
-"""The talk's first script: log a parameter, five metrics and a text artifact by hand.
+"""A taste of MLflow's Tracking API (talk pt. 1-2): one parameter, five metrics and a text artifact.
 
     python logging_example.py 42     # succeeds
     python logging_example.py 43     # fails on purpose: odd seeds raise, the run ends FAILED
 
-or, as an MLflow Project from the repository root:
-
-    mlflow run tracking_example --env-manager local --experiment-name logging_example -P seed=43
+or as an MLflow Project: mlflow run -e main --env-manager=local --experiment-name logging_example . -P seed=43
 """
 
-import os  # to see whether `mlflow run` already started our run
 import sys  # to read command-line arguments
 import tempfile  # to save generated files into temporary directories
 from random import Random  # to generate random numbers with controlled seed
 
 import mlflow  # to use MLflow functionalities
 
+import cli  # one-line errors, the `mlflow run` experiment rule, the "next command" lines
+
 EXPERIMENT_NAME = "logging_example"
 RUN_NAME = "example_run"
-DEFAULT_SEED = 42
-
-
-def read_seed(argv: list[str]) -> int:
-    """The optional first argument (default 42), as an int."""
-    if len(argv) < 2:
-        return DEFAULT_SEED
-    try:
-        return int(argv[1])
-    except ValueError:
-        print(
-            f"error: seed must be an integer, got {argv[1]!r}. Example: python logging_example.py {DEFAULT_SEED}",
-            file=sys.stderr,
-        )
-        # Under `mlflow run` the run already exists: end it FAILED rather than leave it RUNNING.
-        if run_id := os.environ.get("MLFLOW_RUN_ID"):
-            mlflow.MlflowClient().set_terminated(run_id, status="FAILED")
-        sys.exit(2)
 
 
 def main() -> None:
-    # Read a seed from command-line arguments (default: 42)
-    seed = read_seed(sys.argv)
-    # Set the experiment name (creates it if it does not exist). Under `mlflow run` the run was
-    # already created in the experiment chosen by --experiment-name: switching experiment here
-    # would clash with it, so only a plain `python logging_example.py` sets it.
-    if "MLFLOW_RUN_ID" not in os.environ:
+    # Read a seed from command-line arguments (default: 42); first, so a wrong one changes nothing
+    seed = read_seed(sys.argv[1:])
+    # Set the experiment name (creates it if it does not exist).
+    # Under `mlflow run`, --experiment-name has chosen it already: don't switch.
+    if not cli.under_mlflow_run():
         mlflow.set_experiment(experiment_name=EXPERIMENT_NAME)
     rand = Random(seed)
-    # Start an MLflow run, naming it "example_run" (otherwise a random name is generated).
-    # Under `mlflow run` this resumes the run it created, and still gives it this name.
+    # Start an MLflow run, naming it "example_run" (otherwise a random name is generated)
     with mlflow.start_run(run_name=RUN_NAME) as run:
         # notice that experiments and runs are identified by their IDs
         print(f"Started MLflow run with ID: {run.info.run_id} in experiment ID: {run.info.experiment_id}")
@@ -67,7 +46,16 @@ def main() -> None:
         if seed % 2 == 1:
             raise ValueError("Let the run fail for odd seeds!")
         print("Run completed successfully.")
-    print("Next: mlflow ui   (or `make ui` from the repository root), then open experiment 'logging_example'")
+
+    cli.print_ui_hint(run, f"experiment {EXPERIMENT_NAME!r}, run {RUN_NAME!r}")
+    cli.print_next("run it with an odd seed: it fails on purpose (talk pt. 2)", "python {here}/logging_example.py 43")
+
+
+def read_seed(argv: list[str]) -> int:
+    """The optional first argument, an integer (default 42)."""
+    parser = cli.ArgumentParser(example="python logging_example.py 42", description=__doc__.splitlines()[0])
+    parser.add_argument("seed", nargs="?", type=int, default=42, help="seeds the random metrics; odd seeds fail")
+    return parser.parse_args(argv).seed
 
 
 if __name__ == "__main__":

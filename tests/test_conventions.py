@@ -1,0 +1,105 @@
+"""The conventions every example folder shares: one cli.py (the same file in each folder, so a folder
+can be copied alone), its one-line errors, and the "next command" lines printed in two forms."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import mlflow
+import pytest
+
+from tests.harness import REPO_ROOT
+
+EXAMPLE_FOLDERS = sorted(p.parent.name for p in REPO_ROOT.glob("*/MLproject"))
+
+
+def load_cli(folder: str = "census_project"):
+    """One folder's cli.py as its own module (the folders' copies all answer to the name `cli`)."""
+    spec = importlib.util.spec_from_file_location(f"{folder}_cli", REPO_ROOT / folder / "cli.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_example_folder_has_the_same_cli_module():
+    reference = (REPO_ROOT / EXAMPLE_FOLDERS[0] / "cli.py").read_text()
+    for folder in EXAMPLE_FOLDERS:
+        assert (REPO_ROOT / folder / "cli.py").read_text() == reference, f"{folder}/cli.py differs: copy one to all"
+
+
+def test_no_example_imports_from_tests_or_another_folder():
+    for folder in EXAMPLE_FOLDERS:
+        for script in (REPO_ROOT / folder).rglob("*.py"):
+            text = script.read_text()
+            assert "from tests" not in text, script
+            assert "import tests" not in text, script
+            for other in EXAMPLE_FOLDERS:
+                assert f"{other}." not in text.replace(f"{folder}.", ""), f"{script} reaches into {other}/"
+
+
+@pytest.mark.parametrize(
+    ("value", "word"),
+    [
+        ("adult-classifier", "adult-classifier"),
+        ("models:/m-0123abc", "models:/m-0123abc"),
+        ("Iris Experiment", '"Iris Experiment"'),
+        ("[0.1, 1.0]", '"[0.1, 1.0]"'),
+    ],
+)
+def test_quote_leaves_plain_words_alone_and_double_quotes_the_rest(value, word):
+    assert load_cli().quote(value) == word
+
+
+def test_the_next_command_is_printed_for_inside_the_folder_then_for_the_root(capsys):
+    cli = load_cli("census_project")
+    command = cli.mlflow_run_command("test", {"run_id": "abc", "model_uri": "models:/m-1"}, "Census Demo")
+    cli.print_next("test it", command)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "Next, test it:"
+    assert lines[1].split(None, 2)[2] == (
+        'mlflow run -e test --env-manager=local --experiment-name "Census Demo" . '
+        "-P run_id=abc -P model_uri=models:/m-1"
+    )
+    assert lines[2].split(None, 4)[4] == (
+        'mlflow run -e test --env-manager=local --experiment-name "Census Demo" census_project '
+        "-P run_id=abc -P model_uri=models:/m-1"
+    )
+    assert lines[1].startswith("  from census_project/:")
+    assert lines[2].startswith("  from the repository root:")
+
+
+def test_files_of_the_folder_are_named_relative_to_where_the_command_runs(capsys):
+    cli = load_cli("autologging_example")
+    cli.print_next("predict", "mlflow models predict -m m -i {here}/serving_input_example.json")
+    inside, root = capsys.readouterr().out.strip().splitlines()[1:]
+    assert inside.endswith(" -i serving_input_example.json")
+    assert root.endswith(" -i autologging_example/serving_input_example.json")
+
+
+@pytest.mark.parametrize(
+    ("tracking_uri", "page"),
+    [
+        ("sqlite:////tmp/mlflow.db", "http://127.0.0.1:5000/#/experiments/7/runs/r1"),
+        ("http://mlflow.school.example:5000/", "http://mlflow.school.example:5000/#/experiments/7/runs/r1"),
+    ],
+)
+def test_the_ui_hint_points_at_the_store_in_use(monkeypatch, capsys, tracking_uri, page):
+    cli = load_cli()
+    monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: tracking_uri)
+    run = mlflow.entities.Run(mlflow.entities.RunInfo("r1", "7", "u", "FINISHED", 0, 0, "ACTIVE"), None)
+    cli.print_ui_hint(run, "a run")
+    out = capsys.readouterr().out
+    assert page in out
+    assert ("make ui" in out) == tracking_uri.startswith("sqlite")
+
+
+def test_a_user_error_is_one_line_and_exit_status_2(capsys):
+    cli = load_cli()
+
+    def main():
+        raise cli.UserError("run_id: no run 'x'. Copy the id printed by train")
+
+    with pytest.raises(SystemExit) as exited:
+        cli.run(main)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "error: run_id: no run 'x'. Copy the id printed by train\n"
