@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
@@ -87,43 +88,38 @@ def time_train(store: Path):
 
 def compare_with_plain_search(parent, children) -> bool:
     """GridSearchCV over the same grid, split and folds; True when every score is identical."""
-    import train  # the entry point's own parsing, fed with the parameters the run logged
+    import mlflow
+    from sklearn.base import clone
 
-    from census import data, pipeline
+    from census import data, search
 
-    argv = []
-    for name, value in parent.data.params.items():
-        argv += [f"--{name.replace('_', '-')}", shlex.split(value)[0]]  # `mlflow run` logged them shell-quoted
-    args = train.parse_args(argv)
-    settings = train.validate(args)
-    train_split, _ = data.split(data.load_adult(settings["data_source"]), args.test_size, args.random_state)
-    X, y = data.features_and_target(train_split)
-    preprocessor = pipeline.build_preprocessor(
-        settings["numeric_imputation_strategy"],
-        settings["numeric_scaling_with_mean"],
-        settings["categorical_imputation_strategy"],
-        settings["ohe_handle_unknown"],
-        args.sparse_threshold,
-    )
-    candidates = pipeline.make_candidates(
-        settings["model_type"],
-        settings["lr_C_values"],
-        settings["lr_solvers"],
-        settings["rf_n_estimators"],
-        settings["rf_max_depths"],
-    )
+    # What the run used: its training rows, its preprocessing (the logged model's, cloned unfitted)
+    # and its grids (the parameters `mlflow run` logged, shell-quoted).
+    params = {name: shlex.split(value)[0] for name, value in parent.data.params.items()}
+    X, y = data.features_and_target(data.load_split(parent.info.run_id, "train"))
+    model = mlflow.pyfunc.load_model(f"models:/{parent.outputs.model_outputs[0].model_id}").unwrap_python_model()
+    preprocessor = clone(model.pipeline.named_steps["preprocess"])
+    grids = {
+        "logistic": {"C": json.loads(params["lr_C_values"]), "solver": json.loads(params["lr_solvers"])},
+        "random_forest": {
+            "n_estimators": json.loads(params["rf_n_estimators"]),
+            "max_depth": json.loads(params["rf_max_depths"]),
+        },
+    }
+    if params["model_type"] != "both":
+        grids = {params["model_type"]: grids[params["model_type"]]}
+    candidates = search.make_candidates(grids)
+    cv_splits, random_state, lr_max_iter = (int(params[k]) for k in ("cv_splits", "random_state", "lr_max_iter"))
     print(f"\n[{load()}]\nPlain GridSearchCV, one core, same grid and folds ({len(candidates)} candidates)...")
     started = time.perf_counter()
-    plain = pipeline.plain_grid_search(
-        preprocessor, candidates, X, y, args.cv_splits, args.random_state, args.lr_max_iter
-    )
+    plain = search.plain_grid_search(preprocessor, candidates, X, y, cv_splits, random_state, lr_max_iter)
     print(f"Plain search: {time.perf_counter() - started:.1f} s wall (CV only, no refit)")
 
     logged = {child.info.run_name: child.data.metrics for child in children}
     equal = True
     for result in plain:
         metrics = logged[result.candidate.name]
-        for metric in pipeline.SCORING:
+        for metric in search.SCORING:
             for stat in ("mean", "std"):
                 same = metrics[f"cv_{metric}_{stat}"] == getattr(result, stat)(metric)
                 equal &= same
@@ -132,10 +128,10 @@ def compare_with_plain_search(parent, children) -> bool:
                         f"  DIFFERENT {result.candidate.name} cv_{metric}_{stat}: "
                         f"{metrics[f'cv_{metric}_{stat}']!r} (fast) vs {getattr(result, stat)(metric)!r} (plain)"
                     )
-    same_winner = pipeline.best(plain).candidate.name == parent.data.tags["census.winner"]
+    same_winner = search.best(plain).candidate.name == parent.data.tags["census.winner"]
     print(
         f"Every CV mean/std identical to the plain search: {'yes' if equal else 'NO'}; "
-        f"same winner ({pipeline.best(plain).candidate.name}): {'yes' if same_winner else 'NO'}"
+        f"same winner ({search.best(plain).candidate.name}): {'yes' if same_winner else 'NO'}"
     )
     return equal and same_winner
 

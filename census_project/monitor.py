@@ -1,7 +1,9 @@
 """Monitor: is a new batch of census data still like the data the model was trained on?
 
-    mlflow run census_project -e monitor --env-manager local --experiment-name <same as training> \\
-        -P run_id=<TRAINING_RUN_ID> -P batch=held_out     # or batch=shifted
+    mlflow run -e monitor --env-manager=local --experiment-name <same as training> . \\
+        -P run_id=<TRAINING_RUN_ID> -P batch=shifted
+
+(course notes on Evidently; not in the talk's listings.)
 
 An Evidently report compares the training split of run ``run_id`` (the reference) with a batch:
 ``held_out`` is that run's held-out split (same population: no drift expected); ``shifted`` is the
@@ -16,42 +18,25 @@ Logged: the reports as HTML (open them from the run's Artifacts tab) and JSON, a
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import mlflow
+
+import census.evidently_compat  # noqa: F401  (must come before evidently: pandas 3 support)
+
+# isort: split
 from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import DatasetMissingValueCount
 from evidently.presets import DataDriftPreset, DataSummaryPreset
 from evidently.tests import lte
 
-import census.evidently_compat  # noqa: F401  (must come before evidently: pandas 3 support)
-from census import data
-from census.params import ArgumentParser, BadParameter, exit_on_bad_parameter, log_new_params, one_of
+import cli
+from census import data, params
 
 BATCHES = ["held_out", "shifted"]
 SHIFT_SEED = 0  # the shifted batch is the same every time
 MISSING_TOLERANCE = 1.25  # the batch may have at most 25% more missing values per row than the reference
-
-
-def parse_args(argv=None):
-    parser = ArgumentParser(
-        prog="monitor.py", description="Data drift and quality report (Evidently) for a census batch."
-    )
-    parser.add_argument("--run-id", required=True, help="id of the training run: its training split is the reference")
-    parser.add_argument(
-        "--batch",
-        default="held_out",
-        help="held_out (no drift expected) or shifted (drift expected) (default: held_out)",
-    )
-    parser.add_argument(
-        "--drift-share",
-        type=float,
-        default=0.5,
-        help="dataset drift when at least this share of columns drifted, in (0, 1] (default: 0.5)",
-    )
-    return parser.parse_args(argv)
 
 
 def labelled(frame):
@@ -75,12 +60,9 @@ def drift_summary(snapshot) -> dict:
     raise RuntimeError("the Evidently report has no DriftedColumnsCount metric")
 
 
-@exit_on_bad_parameter
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    batch = one_of("batch", args.batch, BATCHES)
-    if not 0 < args.drift_share <= 1:
-        raise BadParameter("drift_share", f"{args.drift_share} is outside (0, 1]", "Use e.g. -P drift_share=0.5")
+def main() -> None:
+    args = parse_args()
+    batch = args.batch
     reference = labelled(data.load_split(args.run_id, "train"))
     held_out = labelled(data.load_split(args.run_id, "held_out"))
     current = held_out if batch == "held_out" else data.shifted_batch(held_out, SHIFT_SEED)
@@ -118,10 +100,10 @@ def main(argv=None) -> None:
     metrics.update(tests_total=tests_total, tests_failed=tests_failed, tests_passed=tests_total - tests_failed)
     status = "pass" if tests_failed == 0 else "fail"
 
-    if "MLFLOW_RUN_ID" not in os.environ:  # run directly (not by `mlflow run`): join training's experiment
+    if not cli.under_mlflow_run():  # run alone: join the training run's experiment
         mlflow.set_experiment(experiment_id=mlflow.get_run(args.run_id).info.experiment_id)
-    with mlflow.start_run(run_name=f"monitor-{batch}-{args.run_id[:8]}"):
-        log_new_params({"run_id": args.run_id, "batch": batch, "drift_share": args.drift_share})
+    with mlflow.start_run(run_name=f"monitor-{batch}") as run:
+        cli.log_new_params({"run_id": args.run_id, "batch": batch, "drift_share": args.drift_share})
         mlflow.set_tags(
             {
                 "census.role": "monitoring",
@@ -145,6 +127,21 @@ def main(argv=None) -> None:
     print(f"Test suite: {tests_total - tests_failed}/{tests_total} passed -> monitoring.status={status}")
     print("Open monitoring/drift_report.html in the run's Artifacts tab of the MLflow UI for the details.")
 
+    cli.print_ui_hint(run, "the monitoring run: Artifacts > monitoring/drift_report.html")
+
+
+def parse_args():
+    parser = cli.ArgumentParser(
+        example="mlflow run -e monitor --env-manager=local . -P run_id=<TRAINING_RUN_ID> -P batch=shifted",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--run-id", required=True, help="the training run: its training split is the reference")
+    parser.add_argument("--batch", default="held_out", choices=BATCHES, help="held_out: no drift; shifted: drift")
+    parser.add_argument(
+        "--drift-share", type=params.fraction(True, False), default=0.5, help="dataset drift from this share, (0, 1]"
+    )
+    return parser.parse_args()
+
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

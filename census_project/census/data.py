@@ -1,8 +1,13 @@
-"""The UCI Adult data: loading it (offline by default), the train/held-out split, and the batches
-that the monitor compares with the training split."""
+"""The UCI Adult data: loading it (offline by default), the train/held-out split and how it is
+recorded in a training run, and the batches that the monitor compares with the training split.
+
+Every row keeps its position in the data file as ``row_id`` (the frame's index), so that the rows a
+model was trained on, and the rows it never saw, can be named exactly across runs.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,32 +16,15 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from sklearn.model_selection import train_test_split
 
-from census.params import BadParameter
+from census.model import CATEGORICAL_FEATURES, COLUMNS, NUMERIC_FEATURES, TARGET
+from cli import UserError
+
+__all__ = ["CATEGORICAL_FEATURES", "COLUMNS", "NUMERIC_FEATURES", "TARGET"]  # re-exported for the scripts
 
 DATA_FILE = Path(__file__).resolve().parents[1] / "data" / "adult.data.gz"
-COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education-num",
-    "marital-status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital-gain",
-    "capital-loss",
-    "hours-per-week",
-    "native-country",
-    "income",
-]
-TARGET = "income"  # 1 when the person earns more than $50K a year, else 0
-NUMERIC_FEATURES = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
-CATEGORICAL_FEATURES = [c for c in COLUMNS if c not in NUMERIC_FEATURES and c != TARGET]
 DATA_SOURCES = ["local", "openml"]
+OPENML_URL = "https://www.openml.org/d/1590"
 
 # Where train.py stores the two halves of its split, inside the training run's artifacts.
 SPLIT_DIR = "splits"
@@ -44,16 +32,14 @@ SPLIT_FILES = {"train": "train.csv", "held_out": "held_out.csv"}
 
 
 def load_adult(data_source: str = "local") -> pd.DataFrame:
-    """The 32,561 rows of adult.data shipped in data/ (``local``), or OpenML's copy (``openml``)."""
+    """The 32,561 rows of adult.data shipped in data/ (``local``), or OpenML's copy (``openml``).
+    ``income`` becomes 1 for ``>50K``, else 0; the index is the row's position in the file."""
     if data_source == "local":
         frame = pd.read_csv(DATA_FILE, header=None, names=COLUMNS, skipinitialspace=True, na_values="?")
-    elif data_source == "openml":
-        frame = _fetch_openml()
     else:
-        raise BadParameter(
-            "data_source", f"{data_source!r} is not one of {', '.join(DATA_SOURCES)}", "Use -P data_source=local"
-        )
+        frame = _fetch_openml()
     frame[TARGET] = (frame[TARGET].astype(str).str.strip().str.rstrip(".") == ">50K").astype(int)
+    frame.index.name = "row_id"
     return frame
 
 
@@ -64,19 +50,13 @@ def _fetch_openml() -> pd.DataFrame:
     try:
         bunch = fetch_openml("adult", version=2, as_frame=True)
     except Exception as problem:  # no internet: URLError, TimeoutError, OSError...
-        raise BadParameter(
-            "data_source",
-            f"openml needs internet access to openml.org and failed ({type(problem).__name__})",
-            "Use -P data_source=local (the copy shipped in census_project/data/)",
+        raise UserError(
+            f"data_source=openml needs internet access to openml.org and failed ({type(problem).__name__}). "
+            "Use -P data_source=local (the copy shipped in census_project/data/)"
         ) from None
     frame = bunch.frame.rename(
-        columns={
-            "capitalgain": "capital-gain",
-            "capitalloss": "capital-loss",
-            "hoursperweek": "hours-per-week",
-            "class": TARGET,
-        }
-    )
+        columns={"capitalgain": "capital-gain", "capitalloss": "capital-loss", "hoursperweek": "hours-per-week"}
+    ).rename(columns={"class": TARGET})
     for column in CATEGORICAL_FEATURES:
         frame[column] = frame[column].astype(str).replace({"nan": np.nan, "?": np.nan})
     for column in NUMERIC_FEATURES:
@@ -84,58 +64,58 @@ def _fetch_openml() -> pd.DataFrame:
     return frame[COLUMNS]
 
 
-def split(frame: pd.DataFrame, test_size: float, random_state: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A stratified train/held-out split: both halves keep the share of ``income == 1``."""
-    train, held_out = train_test_split(frame, test_size=test_size, random_state=random_state, stratify=frame[TARGET])
-    return train, held_out
-
-
 def features_and_target(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return frame.drop(columns=[TARGET]), frame[TARGET]
 
 
+def rows_hash(frame: pd.DataFrame) -> str:
+    """A short fingerprint of which rows a split holds (their row ids), to compare splits at a glance."""
+    ids = np.sort(frame.index.to_numpy(dtype=np.int64))
+    return hashlib.sha256(ids.tobytes()).hexdigest()[:16]
+
+
 def log_split(train: pd.DataFrame, held_out: pd.DataFrame, data_source: str) -> None:
-    """Record both halves in the active run: as MLflow datasets (Inputs in the UI) and as CSV
-    artifacts, so that test.py and monitor.py read back exactly these rows."""
-    source = DATA_FILE.as_posix() if data_source == "local" else "https://www.openml.org/d/1590"
+    """Record both halves in the active run: as MLflow datasets (the run's Inputs in the UI) and as
+    CSV artifacts with their row ids, so that test.py, monitor.py and the champion check read back
+    exactly these rows."""
+    source = DATA_FILE.as_posix() if data_source == "local" else OPENML_URL
     for context, frame in (("train", train), ("held_out", held_out)):
         log_dataset(frame, name=f"adult-{context}", context=context, source=source)
     with tempfile.TemporaryDirectory() as folder:
         for context, frame in (("train", train), ("held_out", held_out)):
-            frame.to_csv(Path(folder) / SPLIT_FILES[context], index=False)
+            frame.to_csv(Path(folder) / SPLIT_FILES[context])  # with the row_id index
         mlflow.log_artifacts(folder, artifact_path=SPLIT_DIR)
 
 
 def log_dataset(frame: pd.DataFrame, name: str, context: str, source: str | None = None) -> None:
     """``mlflow.log_input`` of a pandas frame (its schema, digest and row count show in the UI)."""
     with warnings.catch_warnings():
-        # MLflow 3.17 registers its local-file source twice and says so; and it hints that integer
-        # columns cannot hold NaN, which is true and harmless here: silence both.
+        # MLflow 3.17 registers its local-file dataset source twice and says so; and it hints that
+        # integer columns cannot hold missing values, true and harmless here.
         warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         mlflow.log_input(mlflow.data.from_pandas(frame, source=source, name=name, targets=TARGET), context=context)
 
 
-def load_split(run_id: str, which: str) -> pd.DataFrame:
-    """Half ``which`` (train | held_out) of the split logged by training run ``run_id``."""
+def load_split(run_id: str, which: str, parameter: str = "run_id") -> pd.DataFrame:
+    """Half ``which`` (train | held_out) of the split logged by training run ``run_id``, indexed by
+    row id. ``parameter`` names the command-line parameter that gave the id, for the error line."""
     try:
         mlflow.get_run(run_id)
     except MlflowException:
-        raise BadParameter(
-            "run_id",
-            f"no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}",
-            "Copy the training run id printed at the end of the train entry point",
+        raise UserError(
+            f"{parameter}: no run {run_id!r} in the tracking store {mlflow.get_tracking_uri()}. "
+            "Copy the training run id printed at the end of the train entry point"
         ) from None
+    artifact = f"{SPLIT_DIR}/{SPLIT_FILES[which]}"
     try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"{SPLIT_DIR}/{SPLIT_FILES[which]}")
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact)
     except (MlflowException, OSError):
-        raise BadParameter(
-            "run_id",
-            f"run {run_id!r} has no {SPLIT_DIR}/{SPLIT_FILES[which]} artifact, "
-            "so it is not a training run of this project",
-            "Pass the id of a run made by the train entry point",
+        raise UserError(
+            f"{parameter}: run {run_id!r} has no {artifact} artifact, so it is not a training run of this "
+            "project. Pass the id of a run made by the train entry point"
         ) from None
-    return pd.read_csv(path)
+    return pd.read_csv(path, index_col="row_id")
 
 
 def shifted_batch(held_out: pd.DataFrame, random_state: int) -> pd.DataFrame:

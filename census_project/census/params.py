@@ -1,91 +1,99 @@
-"""Command-line parameters: parsing helpers and the one-line error every entry point prints.
+"""argparse types for the census entry points: each value is checked when the command line is read,
+before any work starts, and a wrong one ends in one line (see cli.py) naming the option and a fix.
 
-A wrong parameter must end in ONE clear line naming it (and a fix), a non-zero exit, and no
-half-done work. Entry points raise ``BadParameter`` and wrap ``main`` with ``exit_on_bad_parameter``.
+MLflow passes every ``-P name=value`` to the script verbatim, so lists arrive as JSON text such as
+``[0.1, 1.0, 10.0]`` and booleans as ``true``/``True``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from functools import wraps
-
-import mlflow
+from collections.abc import Callable
 
 
-class BadParameter(Exception):
-    """A parameter value we cannot use: ``name`` is its MLproject name."""
-
-    def __init__(self, name: str, problem: str, fix: str):
-        super().__init__(f"{name}: {problem}. {fix}")
-        self.name = name
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but errors are one line (no usage dump) and exit with status 2."""
-
-    def error(self, message: str):  # noqa: D401 - argparse's hook
-        sys.stderr.write(f"error: {message}. See: python {self.prog} --help\n")
-        sys.exit(2)
-
-
-def exit_on_bad_parameter(main):
-    """Turn a ``BadParameter`` escaping ``main`` into ``error: <name>: <problem>. <fix>``, exit 2.
-
-    If a run was active it has already ended FAILED (``with mlflow.start_run()`` does that), and
-    ``mlflow run`` marks its run FAILED when the script exits non-zero.
-    """
-
-    @wraps(main)
-    def wrapper(*args, **kwargs):
-        try:
-            return main(*args, **kwargs)
-        except BadParameter as bad:
-            sys.stderr.write(f"error: {bad}\n")
-            sys.exit(2)
-
-    return wrapper
-
-
-def parse_bool(name: str, text: str) -> bool:
-    """MLflow passes YAML's ``true`` as ``True``; people type true/false/1/0/yes/no."""
+def boolean(text: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no; MLflow turns YAML's true into ``True``)."""
     value = str(text).strip().lower()
     if value in ("true", "1", "yes", "y", "on"):
         return True
     if value in ("false", "0", "no", "n", "off"):
         return False
-    raise BadParameter(name, f"{text!r} is not a boolean", f"Use -P {name}=true or -P {name}=false")
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean: use true or false")
 
 
-def parse_json_list(name: str, text: str, check_item, expected: str, example: str) -> list:
-    """Parse a JSON list such as ``[0.1, 1.0]``; ``check_item`` returns the item or raises ValueError."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as problem:
-        raise BadParameter(
-            name,
-            f"{text!r} is not valid JSON ({problem.msg} at char {problem.pos})",
-            f"Pass a JSON list, e.g. -P {name}='{example}'",
-        ) from None
-    if not isinstance(value, list) or not value:
-        raise BadParameter(
-            name, f"{text!r} is not a non-empty JSON list", f"Pass a JSON list, e.g. -P {name}='{example}'"
-        )
-    try:
-        return [check_item(item) for item in value]
-    except (TypeError, ValueError):
-        raise BadParameter(name, f"{text!r} must list {expected}", f"e.g. -P {name}='{example}'") from None
+def fraction(low_open: bool = True, high_open: bool = True) -> Callable[[str], float]:
+    """A number between 0 and 1, each end excluded or included."""
+    shown = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if (value <= 0 if low_open else value < 0) or (value >= 1 if high_open else value > 1):
+            raise argparse.ArgumentTypeError(f"{text} is outside {shown}")
+        return value
+
+    return parse
 
 
-def one_of(name: str, value: str, choices) -> str:
-    if value not in choices:
-        raise BadParameter(name, f"{value!r} is not one of {', '.join(choices)}", f"Use e.g. -P {name}={choices[0]}")
+def at_least(minimum: int) -> Callable[[str], int]:
+    """A whole number >= minimum."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
+
+    return parse
+
+
+def json_list(item: Callable, expected: str, example: str) -> Callable[[str], list]:
+    """A non-empty JSON list such as ``[0.1, 1.0]``; ``item`` checks each element (raises ValueError)."""
+
+    def parse(text: str) -> list:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as problem:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not valid JSON ({problem.msg} at char {problem.pos}); pass a list such as '{example}'"
+            ) from None
+        if not isinstance(value, list) or not value:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a non-empty JSON list such as '{example}'")
+        try:
+            return [item(element) for element in value]
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} must list {expected}, e.g. '{example}'") from None
+
+    return parse
+
+
+def positive_number(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(value)
+    return float(value)
+
+
+def positive_int(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(value)
     return value
 
 
-def log_new_params(params: dict) -> None:
-    """Log the command-line parameters to the active run, except those ``mlflow run`` has already
-    logged (it logs every MLproject parameter itself, and MLflow refuses to change a param)."""
-    already = mlflow.get_run(mlflow.active_run().info.run_id).data.params
-    mlflow.log_params({name: str(value) for name, value in params.items() if name not in already})
+def depth(value) -> int | None:
+    """A forest's max_depth: a positive integer, or null for unlimited."""
+    return None if value is None else positive_int(value)
+
+
+def one_of(choices: list[str]) -> Callable:
+    def check(value):
+        if value not in choices:
+            raise ValueError(value)
+        return value
+
+    return check

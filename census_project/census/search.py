@@ -1,9 +1,9 @@
-"""The scikit-learn side: the preprocessing ColumnTransformer, the candidate models, a fast
-cross-validated grid search and the refit of the winner.
+"""The cross-validated grid search of train.py: the candidates, their CV scores, the refit of the winner.
 
-Why not just ``GridSearchCV``? It would refit the preprocessing for every candidate and fold, and
-train the 300-tree forest from scratch although the 150-tree forest of the same seed already holds
-its first 150 trees. ``cross_validate`` does the same work once, on both cores:
+``cross_validate`` returns exactly the scores that the textbook search would, that is one
+``GridSearchCV(Pipeline([("preprocess", preprocessor), ("classifier", model)]), grid, cv=folds)`` per
+model family (``plain_grid_search`` below, which the tests and benchmarks/census_search.py compare
+with it), only several times faster on a laptop:
 
 * the ColumnTransformer is fitted once per fold, and every candidate reuses the fold's matrices;
 * forests that differ only in ``n_estimators`` are grown from one another (``warm_start``); with
@@ -11,9 +11,6 @@ its first 150 trees. ``cross_validate`` does the same work once, on both cores:
 * forests are trained on a dense copy of the one-hot matrix: scikit-learn's dense tree splitter is
   several times faster than its sparse one and picks the same splits;
 * (candidate family, fold) tasks run in parallel threads (tree building releases the GIL).
-
-``plain_grid_search`` is the textbook ``GridSearchCV`` over the same grid and folds; benchmark.py
-and the tests check that both give exactly the same scores and the same winner.
 """
 
 from __future__ import annotations
@@ -24,28 +21,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.parallel import Parallel, delayed
 
-from census.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from census.params import BadParameter
+from cli import UserError
 
-MODEL_TYPES = ["both", "logistic", "random_forest"]
-FAMILIES = {"logistic": ["logistic"], "random_forest": ["random_forest"], "both": ["logistic", "random_forest"]}
-# Registered model name per winning family, as in the talk.
-REGISTERED_MODEL_NAMES = {"logistic": "adult-best-logistic", "random_forest": "adult-best-random-forest"}
-CHAMPION_ALIAS = "champion"
-LR_SOLVERS = ["lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga"]
-NUMERIC_IMPUTATION_STRATEGIES = ["median", "mean", "most_frequent", "constant"]
-CATEGORICAL_IMPUTATION_STRATEGIES = ["most_frequent", "constant"]
-OHE_HANDLE_UNKNOWN = ["ignore", "error", "infrequent_if_exist", "warn"]
 # Cross-validation scores of every candidate; the first one picks the winner.
 SCORING = ["roc_auc", "accuracy", "f1"]
 SELECTION_METRIC = SCORING[0]
@@ -54,32 +38,6 @@ DEFAULT_N_JOBS = os.cpu_count() or 1
 # imputers remember input dtypes, and forests store their trees in sklearn's Tree objects. We
 # trust them because train.py itself wrote the file.
 SKOPS_TRUSTED_TYPES = ["numpy.dtype", "sklearn.tree._tree.Tree"]
-
-
-def build_preprocessor(
-    numeric_imputation_strategy: str,
-    numeric_scaling_with_mean: bool,
-    categorical_imputation_strategy: str,
-    ohe_handle_unknown: str,
-    sparse_threshold: float,
-) -> ColumnTransformer:
-    """Numbers: impute then standardise. Categories: impute then one-hot encode."""
-    numeric = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy=numeric_imputation_strategy)),
-            ("scale", StandardScaler(with_mean=numeric_scaling_with_mean)),
-        ]
-    )
-    categorical = Pipeline(
-        [
-            ("impute", SimpleImputer(strategy=categorical_imputation_strategy)),
-            ("one_hot", OneHotEncoder(handle_unknown=ohe_handle_unknown)),
-        ]
-    )
-    return ColumnTransformer(
-        [("numeric", numeric, NUMERIC_FEATURES), ("categorical", categorical, CATEGORICAL_FEATURES)],
-        sparse_threshold=sparse_threshold,
-    )
 
 
 @dataclass(frozen=True)
@@ -103,16 +61,12 @@ class Candidate:
         return RandomForestClassifier(random_state=random_state, **self.param_dict)
 
 
-def make_candidates(model_type, lr_C_values, lr_solvers, rf_n_estimators, rf_max_depths) -> list[Candidate]:
-    """Every configuration to cross-validate, in GridSearchCV's order (ParameterGrid)."""
-    grids = {
-        "logistic": {"C": lr_C_values, "solver": lr_solvers},
-        "random_forest": {"n_estimators": rf_n_estimators, "max_depth": rf_max_depths},
-    }
+def make_candidates(grids: dict[str, dict[str, list]]) -> list[Candidate]:
+    """Every configuration of each family's grid, in GridSearchCV's order (ParameterGrid)."""
     return [
         Candidate(family, tuple(sorted(params.items())))
-        for family in FAMILIES[model_type]
-        for params in ParameterGrid(grids[family])
+        for family, grid in grids.items()
+        for params in ParameterGrid(grid)
     ]
 
 
@@ -129,6 +83,10 @@ class CVResult:
     def std(self, metric: str = SELECTION_METRIC) -> float:
         scores = np.asarray(self.fold_scores[metric])
         return float(np.sqrt(np.average((scores - np.average(scores)) ** 2)))  # as GridSearchCV does
+
+    def cv_metrics(self) -> dict[str, float]:
+        """``cv_<metric>_mean`` and ``cv_<metric>_std`` of every scoring metric, as logged per candidate."""
+        return {f"cv_{m}_{stat}": getattr(self, stat)(m) for m in SCORING for stat in ("mean", "std")}
 
 
 def best(results: list[CVResult], family: str | None = None) -> CVResult:
@@ -196,10 +154,10 @@ def cross_validate(
             X_fit = fold_preprocessor.fit_transform(X.iloc[fit_rows])
             X_val = fold_preprocessor.transform(X.iloc[val_rows])
         except ValueError as problem:  # e.g. handle_unknown="error" meets a category unseen in the fold
-            raise BadParameter(
-                "ohe_handle_unknown",
-                f"preprocessing fold {index + 1} failed: {problem}".split("\n")[0],
-                "Use -P ohe_handle_unknown=ignore",
+            first_line = str(problem).splitlines()[0]
+            raise UserError(
+                f"ohe_handle_unknown: preprocessing fold {index + 1} failed ({first_line}). "
+                "Use -P ohe_handle_unknown=ignore"
             ) from None
         fold_data.append(
             {"index": index, "X_fit": X_fit, "y_fit": y.iloc[fit_rows], "X_val": X_val, "y_val": y.iloc[val_rows]}
@@ -226,7 +184,7 @@ def cross_validate(
 
 def plain_grid_search(preprocessor, candidates, X, y, cv_splits, random_state, lr_max_iter, n_jobs=1) -> list[CVResult]:
     """The textbook way: one GridSearchCV over the whole pipeline per family. The reference that
-    ``cross_validate`` must match exactly (used by benchmark.py and the tests)."""
+    ``cross_validate`` must match exactly (used by the tests and benchmarks/census_search.py)."""
     results = {}
     for family in dict.fromkeys(c.family for c in candidates):
         family_candidates = [c for c in candidates if c.family == family]

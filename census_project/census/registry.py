@@ -1,0 +1,112 @@
+"""The champion policy of train.py: an alias that always means "the best model we can vouch for".
+
+Every training run registers a new version of ``adult-best-<family>``, tagged with its held-out
+metrics and the identity of its split, and gives it the alias ``challenger``. The new version
+becomes ``champion`` only when
+
+* there is no champion yet, or
+* it beats the champion on rows that NEITHER model saw in training: with the same split, the shared
+  held-out rows (their recorded metrics compare directly); with another seeded split of the same
+  data, the rows that both runs held out (both models are scored on them here), or
+* the user asks for it explicitly with ``-P promote=true``.
+
+When the two cannot be compared honestly (other data, or too few shared held-out rows), the
+champion stays and the line printed says how to promote by hand. The champion is never re-scored
+on rows it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from sklearn.metrics import roc_auc_score
+
+from census import data
+from cli import UserError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+METRIC = "roc_auc"  # the selection metric of the grid search, on held-out rows
+MIN_SHARED_ROWS = 500  # fewer rows held out by both runs than this: no honest comparison
+# Model version tags: the held-out score and the split identity the comparison reads.
+TAG_SCORE, TAG_SOURCE, TAG_ROWS = f"held_out_{METRIC}", "data_source", "held_out_rows"
+
+
+def version_tags(metrics: dict, data_source: str, test_size: float, random_state: int, held_out) -> dict:
+    """The tags of a new model version: its held-out metrics and the identity of its split."""
+    tags = {f"held_out_{name}": f"{value:.6f}" for name, value in metrics.items()}
+    tags |= {TAG_SOURCE: data_source, "test_size": str(test_size), "random_state": str(random_state)}
+    return tags | {TAG_ROWS: data.rows_hash(held_out)}
+
+
+@dataclass
+class Decision:
+    promote: bool
+    message: str  # one line: what was decided and why
+
+
+def decide(name: str, version, model, held_out: pd.DataFrame, promote: bool) -> Decision:
+    """Should ``version`` (``model``: its fitted pipeline, ``held_out``: its held-out rows) become champion?"""
+    client = mlflow.MlflowClient()
+    try:
+        champion = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return Decision(True, f"version {version.version} is the first {CHAMPION} of {name}")
+    now = f"{CHAMPION} is now version {version.version} (was version {champion.version})"
+    stays = f"{CHAMPION} stays version {champion.version}"
+    if promote:
+        return Decision(True, f"{now}: promoted by -P promote=true")
+
+    ours, theirs = version.tags, champion.tags
+    if ours.get(TAG_SOURCE) != theirs.get(TAG_SOURCE) or TAG_ROWS not in theirs:
+        return Decision(
+            False,
+            f"{stays}: cannot compare (it was trained on {theirs.get(TAG_SOURCE, 'unknown')} data, this run on "
+            f"{ours[TAG_SOURCE]}). Promote this version explicitly with -P promote=true if you trust it",
+        )
+    if ours[TAG_ROWS] == theirs[TAG_ROWS]:  # the same held-out rows: the recorded scores compare directly
+        new, old = float(ours[TAG_SCORE]), float(theirs[TAG_SCORE])
+        where = "the same held-out rows"
+    else:  # another split: score both models on the rows both runs held out
+        shared = held_out.index.intersection(data.load_split(champion.run_id, "held_out").index)
+        X, y = data.features_and_target(held_out.loc[shared])
+        if len(shared) < MIN_SHARED_ROWS or y.nunique() < 2:
+            return Decision(
+                False,
+                f"{stays}: only {len(shared)} rows were held out by both runs, too few to compare. "
+                "Train with the champion's test_size and random_state, or promote with -P promote=true",
+            )
+        champion_model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}").unwrap_python_model()
+        new = roc_auc_score(y, model.predict_proba(X)[:, 1])
+        old = roc_auc_score(y, champion_model.predict_proba(X))
+        where = f"the {len(shared)} rows that neither model was trained on"
+    if new > old:
+        return Decision(True, f"{now}: ROC AUC {new:.4f} > {old:.4f} on {where}")
+    return Decision(False, f"{stays}: ROC AUC {new:.4f} <= {old:.4f} on {where}")
+
+
+def rows_unseen_by(model_uri: str, run_id: str, held_out: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows of ``held_out`` (held out by training run ``run_id``) that the model at ``model_uri``
+    never saw in training, and a line saying which rows they are. Refuses (``UserError``) when that
+    cannot be known, or leaves too few rows to test on."""
+    source = mlflow.models.get_model_info(model_uri).run_id
+    if source == run_id:
+        return held_out, f"the {len(held_out)} rows that training run {run_id} held out"
+    fix = f"Test it with the run that trained it: -P run_id={source}" if source else "Pass the run that trained it"
+    trained_by = mlflow.get_run(source) if source else None
+    if trained_by is None or "data_source" not in trained_by.data.params:
+        raise UserError(f"model_uri: {model_uri} was not trained by this project's train entry point. {fix}")
+    if trained_by.data.params["data_source"] != mlflow.get_run(run_id).data.params.get("data_source"):
+        raise UserError(f"model_uri: {model_uri} was trained on other data than run {run_id}. {fix}")
+    unseen = held_out.drop(index=data.load_split(source, "train", "model_uri").index, errors="ignore")
+    if len(unseen) < MIN_SHARED_ROWS or unseen[data.TARGET].nunique() < 2:
+        raise UserError(
+            f"model_uri: {model_uri} was trained by run {source} on another split, and only {len(unseen)} of the "
+            f"{len(held_out)} rows run {run_id} held out are new to it: too few to test on. {fix}"
+        )
+    return unseen, (
+        f"the {len(unseen)} of the {len(held_out)} rows held out by run {run_id} that {model_uri} never saw "
+        f"(it was trained by run {source} on another split)"
+    )
