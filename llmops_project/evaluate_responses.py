@@ -1,28 +1,124 @@
-"""Talk pt. 9: judge the answers of a generation run with LLM-as-a-judge and code scorers.
+"""Evaluate the answers of a generation run: LLM-as-a-judge plus code scorers (talk pt. 9).
 
-    mlflow run -e evaluate_responses --env-manager=local --experiment-id <EXPERIMENT_ID> . \
+    mlflow run -e evaluate_responses --env-manager=local --experiment-id <EXPERIMENT_ID> . \\
         -P generation_run_id=<GENERATION_RUN_ID>
 
-Only questions answered successfully (status 'ok' in the run's answers.csv) are evaluated: their
-traces get one assessment per scorer, this run gets the aggregate metrics and
-evaluation_results.csv (one row per question).
+The evaluation criteria of the talk (running example pt. 3-4) are defined below. Only questions
+answered successfully (status "ok" in the run's answers.csv) are judged: each of their traces gets
+one assessment per scorer; this run gets the pass rates and evaluation_results.csv.
 """
 
+import argparse
 import io
 
 import mlflow
 import pandas as pd
-from mlflow.tracking import MlflowClient
+from mlflow.entities import Feedback
+from mlflow.genai.scorers import ExpectationsGuidelines, Guidelines, RelevanceToQuery, scorer
 
-from quiz import QuizError, cli, generation, provider, scorers
+import cli
+from quiz import generation, options, provider
 from quiz.questions import load_expectations
 
-RESULTS_ARTIFACT = "evaluation_results.csv"
+
+@scorer
+def enough_words(outputs: dict) -> Feedback:
+    text = answer_text(outputs)
+    word_count = len(text.split())
+    score = word_count >= 10
+    rationale = (
+        f"The response has more than 10 words: {word_count}"
+        if score
+        else f"The response does not have enough words because it has less than 10 words: {word_count}."
+    )
+    return Feedback(value=score, rationale=rationale)
+
+
+@scorer
+def not_too_many_words(outputs: dict) -> Feedback:
+    text = answer_text(outputs)
+    word_count = len(text.split())
+    score = word_count <= 1000
+    rationale = (
+        f"The response has less than 1000 words: {word_count}"
+        if score
+        else f"The response has too many words: {word_count}."
+    )
+    return Feedback(value=score, rationale=rationale)
+
+
+def guidelines_model(model: str = None):
+    yield Guidelines(model=model, name="english", guidelines="The answer should be in English.")
+    yield Guidelines(
+        model=model,
+        name="software_engineering_related",
+        guidelines="The answer is correctly contextualizing the question within the domain of software engineering.",
+    )
+    yield Guidelines(
+        model=model,
+        name="reference_to_definition",
+        guidelines="The answer should reference and/or quote relevant definitions "
+        "for the concepts mentioned in the question.",
+    )
+    yield RelevanceToQuery(model=model)
+    yield enough_words
+    yield not_too_many_words
+    # Beyond the slide: each question's own correctness criteria (expectations.json), judged
+    # against the "guidelines" expectation of every row of the evaluation data.
+    yield ExpectationsGuidelines(model=model, name="correctness")
+
+
+def main() -> None:
+    args = parse_args()
+    provider.require_api_key()  # checked before any MLflow call (the judges call the provider)
+    expectations = load_expectations()
+
+    with mlflow.start_run(run_name="evaluate") as run:
+        mlflow.set_tag(generation.STEP_TAG, "evaluation")
+        cli.log_new_params(vars(args))
+        generation_run = find_generation_run(args.generation_run_id, run.info.experiment_id)
+        mlflow.set_tag("quiz.evaluated_run_id", generation_run.info.run_id)
+        answers = load_answers(generation_run, expectations)
+        print(f"Judging {len(answers)} answers of run {generation_run.info.run_id} with {args.judge_model}")
+
+        # The evaluation data: each answer's trace, with its question's correctness guidelines
+        data = pd.DataFrame(
+            {
+                "trace": [mlflow.get_trace(trace_id) for trace_id in answers["trace_id"]],
+                "expectations": [{"guidelines": expectations[q]} for q in answers["question"]],
+            }
+        )
+        results = mlflow.genai.evaluate(data=data, scorers=list(guidelines_model(args.judge_model)))
+        mlflow.log_text(per_question(answers, results).to_csv(index=False), "evaluation_results.csv")
+
+    print("\nPass rates:")
+    for name, value in sorted(results.metrics.items()):
+        print(f"  {name:40s} {value:.2f}")
+    cli.print_ui_hint(run, "the evaluation run; the assessments are on each trace of the generation run")
+
+
+def answer_text(outputs) -> str:
+    """The final answer in a trace's outputs: an OpenAI ChatCompletion ({'choices': [...]}, as on
+    the slide), a LangChain agent's final state ({'messages': [...]}), or a plain string."""
+    if isinstance(outputs, str):
+        return outputs
+    if isinstance(outputs, dict) and outputs.get("choices"):
+        content = outputs["choices"][-1]["message"]["content"]
+    elif isinstance(outputs, dict) and outputs.get("messages"):
+        content = outputs["messages"][-1]["content"]
+    else:
+        return ""
+    if isinstance(content, list):  # content blocks
+        content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content or ""
 
 
 def parse_args():
-    defaults = cli.entry_point_defaults("evaluate_responses")
-    parser = cli.ArgumentParser(prog="evaluate_responses.py", description=__doc__)
+    defaults = options.entry_point_defaults("evaluate_responses")
+    parser = cli.ArgumentParser(
+        example="python evaluate_responses.py --generation-run-id <GENERATION_RUN_ID>",
+        description=__doc__.split("\n\n")[0],
+    )
     parser.add_argument(
         "--generation-run-id",
         default=defaults["generation_run_id"],
@@ -31,19 +127,27 @@ def parse_args():
     parser.add_argument(
         "--judge-model",
         default=defaults["judge_model"],
-        help="judge model URI, <provider>:/<model> (OPENAI_BASE_URL applies to openai:/...)",
+        type=judge_uri,
+        help="<provider>:/<model>, e.g. openai:/gpt-4.1-mini",
     )
     return parser.parse_args()
 
 
-def find_generation_run(client: MlflowClient, run_id: str, experiment_id: str):
+def judge_uri(text: str) -> str:
+    if ":/" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a model URI such as openai:/gpt-4.1-mini")
+    return text
+
+
+def find_generation_run(run_id: str, experiment_id: str):
+    """The run to evaluate: the given one, or the newest finished generation run of the experiment."""
+    client = mlflow.MlflowClient()
     if run_id.lower() != "none":
         try:
             return client.get_run(run_id)
-        except Exception:
-            raise QuizError(
-                f"generation run {run_id!r} not found in this tracking store. "
-                "Pass the run id printed by generate_answers"
+        except mlflow.exceptions.MlflowException:
+            raise cli.UserError(
+                f"generation run {run_id!r} not found in this tracking store. Pass the run id generate_answers printed"
             ) from None
     runs = client.search_runs(
         [experiment_id],
@@ -52,74 +156,41 @@ def find_generation_run(client: MlflowClient, run_id: str, experiment_id: str):
         max_results=1,
     )
     if not runs:
-        raise QuizError(
-            "no finished generation run in this experiment. Run generate_answers first, "
-            "or pass -P generation_run_id=<id>"
+        raise cli.UserError(
+            "no finished generation run in this experiment. "
+            "Run generate_answers first, or pass -P generation_run_id=<id>"
         )
     return runs[0]
 
 
-def load_answers(client: MlflowClient, run) -> pd.DataFrame:
+def load_answers(run, expectations: dict) -> pd.DataFrame:
+    """The successfully answered questions of a generation run (failed ones are never judged)."""
     try:
-        text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{generation.ANSWERS_ARTIFACT}")
+        answers = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{generation.ANSWERS_ARTIFACT}")
     except Exception:
-        raise QuizError(
+        raise cli.UserError(
             f"run {run.info.run_id} has no {generation.ANSWERS_ARTIFACT}. "
             "Pass the id of a generate_answers or generate_answers_with_agent run"
         ) from None
-    return pd.read_csv(io.StringIO(text), keep_default_na=False)
+    table = pd.read_csv(io.StringIO(answers), keep_default_na=False)
+    answered = table[table["status"] == "ok"].reset_index(drop=True)
+    print(f"{len(table) - len(answered)} failed question(s) of that run left out")
+    if answered.empty:
+        raise cli.UserError("that run has no successful answer to evaluate. Generate answers again")
+    missing = [q for q in answered["question"] if q not in expectations]
+    if missing:
+        raise cli.UserError(f"expectations.json has no correctness guidelines for {missing[0]!r}. Add them")
+    return answered
 
 
-def main() -> None:
-    args = parse_args()
-    provider.require_api_key()  # checked before any MLflow call (the judges call the provider)
-    if ":/" not in args.judge_model:
-        raise QuizError(
-            f"judge_model {args.judge_model!r} is not a model URI. Use <provider>:/<model>, e.g. openai:/gpt-4.1-mini"
-        )
-    expectations = load_expectations()
-
-    with mlflow.start_run() as run:
-        mlflow.set_tag("quiz.step", "evaluation")
-        cli.log_arguments(vars(args))
-        client = MlflowClient()
-        generation_run = find_generation_run(client, args.generation_run_id, run.info.experiment_id)
-        mlflow.set_tag("quiz.evaluated_run_id", generation_run.info.run_id)
-        answers = load_answers(client, generation_run)
-        answered = answers[answers["status"] == "ok"].reset_index(drop=True)
-        print(
-            f"Evaluating {len(answered)} answers of run {generation_run.info.run_id} "
-            f"({len(answers) - len(answered)} failed questions left out) with judge {args.judge_model}"
-        )
-        if answered.empty:
-            raise QuizError("that run has no successful answer to evaluate. Generate answers again")
-
-        missing = [q for q in answered["question"] if q not in expectations]
-        if missing:
-            raise QuizError(f"expectations.json has no correctness guidelines for {missing[0]!r}. Add them")
-        data = pd.DataFrame(
-            {
-                "trace": [mlflow.get_trace(trace_id) for trace_id in answered["trace_id"]],
-                "expectations": [{"guidelines": expectations[q]} for q in answered["question"]],
-            }
-        )
-        results = mlflow.genai.evaluate(data=data, scorers=list(scorers.guidelines_model(args.judge_model)))
-
-        table = results.tables["eval_results"].set_index("trace_id")
-        per_question = answered[["number", "category", "question", "trace_id"]].copy()
-        for name in scorers.SCORER_NAMES:
-            for field in ("value", "rationale"):
-                column = f"{name}/{field}"
-                per_question[column] = per_question["trace_id"].map(table[column]) if column in table else None
-        mlflow.log_text(per_question.to_csv(index=False), RESULTS_ARTIFACT)
-
-    print("\nPass rates:")
-    for name, value in sorted(results.metrics.items()):
-        print(f"  {name:40s} {value:.2f}")
-    print(
-        f"Per-question results: {RESULTS_ARTIFACT} in run {run.info.run_id}; "
-        "assessments on each trace (MLflow UI, 'Traces' tab)."
-    )
+def per_question(answers: pd.DataFrame, results) -> pd.DataFrame:
+    """evaluation_results.csv: one row per question, each scorer's value and rationale."""
+    table = results.tables["eval_results"].set_index("trace_id")
+    rows = answers[["number", "category", "question", "trace_id"]].copy()
+    names = [s.name for s in guidelines_model()]
+    for column in (f"{name}/{field}" for name in names for field in ("value", "rationale")):
+        rows[column] = rows["trace_id"].map(table[column]) if column in table else None
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,29 +1,54 @@
-"""Talk pt. 5: register every prompts/*.txt in MLflow's prompt registry.
-
-Idempotent: a prompt whose text is unchanged gets no new version. Each new version gets a commit
-message and the alias 'production', which the generation entry points load.
+"""Register every prompt template of prompts/ in MLflow's prompt registry (talk pt. 5-6).
 
     mlflow run -e register_all_prompts --env-manager=local --experiment-name $EXPERIMENT_ID .
+
+prompts/<name>.txt becomes the prompt <name> (MLflow's {{variable}} syntax), and its newest version
+gets the alias "production", which the generation entry points load. Idempotent: a prompt whose
+text is unchanged gets no new version, and an alias moved by hand to another version stays there.
 """
 
 import mlflow
 
-from quiz import cli, prompts
+import cli
+from quiz import PROMPTS_DIR
+
+ALIAS = "production"
 
 
 def main() -> None:
-    cli.ArgumentParser(prog="register_all_prompts.py", description=__doc__).parse_args()
-    with mlflow.start_run():
-        mlflow.set_tag("quiz.step", "register_prompts")
-        created = 0
-        for name, template in prompts.prompt_files().items():
-            version, is_new = prompts.register(name, template)
-            created += is_new
-            mlflow.log_param(f"prompt_{name}", f"v{version}")
-            print(f"{name:10s} version {version}  {'registered' if is_new else 'unchanged'}  (alias @{prompts.ALIAS})")
-        mlflow.log_metric("new_prompt_versions", created)
-    print("\nSee them in the MLflow UI, 'Prompts'. Next, generate answers:")
-    print("  mlflow run -e generate_answers --env-manager=local --experiment-name $EXPERIMENT_ID . -P max_questions=4")
+    cli.ArgumentParser(example="python register_all_prompts.py", description=__doc__.split("\n\n")[0]).parse_args()
+    with mlflow.start_run(run_name="register-prompts") as run:
+        new_versions = 0
+        for path in sorted(PROMPTS_DIR.glob("*.txt")):
+            version, registered = register(path.stem, path.read_text(encoding="utf-8"))
+            new_versions += registered
+            mlflow.log_param(f"prompt_{path.stem}", f"v{version}")
+            print(f"{path.stem:10s} version {version}  {'registered' if registered else 'unchanged'}  (alias @{ALIAS})")
+        mlflow.log_metric("new_prompt_versions", new_versions)
+
+    print("\nSee them in the MLflow UI: Prompts (talk pt. 5-6).")
+    experiment = mlflow.get_experiment(run.info.experiment_id).name
+    cli.print_next(
+        "generate answers (talk pt. 7)", cli.mlflow_run_command("generate_answers", {"max_questions": 4}, experiment)
+    )
+
+
+def register(name: str, template: str) -> tuple[int, bool]:
+    """Register ``template`` as a new version of prompt ``name`` and point the alias at it, unless the
+    newest version already has this text. Returns (version, whether it is new)."""
+    latest = mlflow.genai.load_prompt(f"prompts:/{name}@latest", allow_missing=True, cache_ttl_seconds=0)
+    if latest is not None and latest.template == template:
+        if mlflow.genai.load_prompt(f"prompts:/{name}@{ALIAS}", allow_missing=True, cache_ttl_seconds=0) is None:
+            mlflow.genai.set_prompt_alias(name, alias=ALIAS, version=latest.version)
+        return latest.version, False
+    prompt = mlflow.genai.register_prompt(
+        name=name,
+        template=template,
+        commit_message=f"prompts/{name}.txt as of this register_all_prompts run",
+        tags={"source_file": f"prompts/{name}.txt", "project": "quiz-answer-generator"},
+    )
+    mlflow.genai.set_prompt_alias(name, alias=ALIAS, version=prompt.version)
+    return prompt.version, True
 
 
 if __name__ == "__main__":

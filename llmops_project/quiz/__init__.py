@@ -1,12 +1,10 @@
-"""What the quiz-answer-generator's entry points share.
+"""What the quiz-answer-generator's entry points share (nothing here is on a slide).
 
-* ``questions``  - load and validate ``questions.csv`` and ``expectations.json``
-* ``prompts``    - the prompt registry: register ``prompts/*.txt``, load them by alias
-* ``provider``   - the OpenAI-compatible provider (API key, base URL, retries)
-* ``search``     - the agent's ``web_search_tool`` and its two search backends
-* ``generation`` - THE generation loop both generation entry points use
-* ``scorers``    - the talk's evaluation criteria
-* ``cli``        - command-line parsing with the MLproject's defaults, one-line errors
+* ``questions``  - load and check ``questions.csv`` and ``expectations.json``
+* ``options``    - command-line options, with the MLproject file's defaults
+* ``provider``   - the OpenAI-compatible provider: API key, base URL, retries
+* ``search``     - the search backends behind the agent's ``web_search_tool``
+* ``generation`` - THE generation loop both generation entry points hand their ``answer`` to
 """
 
 from pathlib import Path
@@ -17,7 +15,3 @@ QUESTIONS_CSV = PROJECT_DIR / "questions.csv"
 EXPECTATIONS_JSON = PROJECT_DIR / "expectations.json"
 PROMPTS_DIR = PROJECT_DIR / "prompts"
 CORPUS_JSON = PROJECT_DIR / "corpus" / "reference_notes.json"
-
-
-class QuizError(Exception):
-    """A problem the user can fix. Its message reads '<what is wrong>. <how to fix it>'."""

@@ -1,14 +1,14 @@
-"""Command lines: the MLproject file is the one place that holds each parameter's default."""
+"""Command-line options of the entry points. The MLproject file is the one place that holds each
+parameter's default: the scripts read it, so `python generate_answers.py` and `mlflow run` agree."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 
 import yaml
 
-from quiz import MLPROJECT_FILE, QuizError
+from quiz import MLPROJECT_FILE, PROMPTS_DIR
 
 
 def entry_point_defaults(entry_point: str) -> dict:
@@ -16,21 +16,6 @@ def entry_point_defaults(entry_point: str) -> dict:
     spec = yaml.safe_load(MLPROJECT_FILE.read_text(encoding="utf-8"))
     parameters = spec["entry_points"][entry_point].get("parameters") or {}
     return {name: definition.get("default") for name, definition in parameters.items()}
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """--help keeps the docstring's layout and shows each default."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad argument prints one line (no usage dump) and exits with 2."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message):
-        self.exit(2, f"error: {message}. See python {self.prog} --help.\n")
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -63,9 +48,7 @@ def fraction(text: str) -> float:
 def add_generation_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
     """The options both generation entry points take (their defaults come from the MLproject)."""
     parser.add_argument(
-        "--prompt-template",
-        default=defaults["prompt_template"],
-        help="user prompt template: basic, concise, practical or academic",
+        "--prompt-template", default=defaults["prompt_template"], choices=user_templates(), help="user prompt template"
     )
     parser.add_argument(
         "--max-questions",
@@ -92,23 +75,9 @@ def add_generation_arguments(parser: argparse.ArgumentParser, defaults: dict) ->
     )
 
 
-def log_arguments(arguments: dict) -> None:
-    """Log the command-line arguments as run parameters, except those ``mlflow run`` already
-    logged from the MLproject (MLflow refuses to change a logged parameter's value)."""
-    import mlflow
-
-    run = mlflow.active_run()
-    logged = mlflow.get_run(run.info.run_id).data.params
-    mlflow.log_params({k: v for k, v in arguments.items() if k not in logged})
+SYSTEM_PROMPTS = ("system", "tools")  # prompts/system.txt and the agent's prompts/tools.txt addendum
 
 
-def run(main: Callable[[], None]) -> None:
-    """Run an entry point's main(); a QuizError becomes one line on stderr and exit code 2.
-
-    Raised inside ``with mlflow.start_run()``, the error has already ended the run as FAILED.
-    """
-    try:
-        main()
-    except QuizError as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+def user_templates() -> list[str]:
+    """The user prompt templates: every prompts/*.txt but the system prompts."""
+    return sorted(path.stem for path in PROMPTS_DIR.glob("*.txt") if path.stem not in SYSTEM_PROMPTS)

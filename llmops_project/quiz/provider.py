@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from quiz import QuizError
+from cli import UserError
 
 MAX_RETRIES = 4  # attempts after the first; back-off 0.5 s, 1 s, 2 s, 4 s (+ jitter)
 TIMEOUT_SECONDS = 120.0  # per attempt
@@ -22,7 +22,7 @@ OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 def require_api_key() -> None:
     """Called first thing, before any MLflow call: no key, no run."""
     if not os.environ.get("OPENAI_API_KEY"):
-        raise QuizError(
+        raise UserError(
             "OPENAI_API_KEY is not set. Set it to your OpenAI key (export OPENAI_API_KEY=sk-...), "
             "or to any value with OPENAI_BASE_URL pointing at a local server such as "
             "http://127.0.0.1:8080/v1 (see README, 'Offline')"

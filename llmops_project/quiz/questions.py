@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from quiz import EXPECTATIONS_JSON, QUESTIONS_CSV, QuizError
+from cli import UserError
+from quiz import EXPECTATIONS_JSON, QUESTIONS_CSV
 
 COLUMNS = ["Category", "Question", "Weight"]
 WEIGHTS = range(1, 5)  # the prompts say "Difficulty: {{weight}}/4"
@@ -24,30 +25,30 @@ class Question:
 def load_questions(path: Path = QUESTIONS_CSV, max_questions: int = -1) -> list[Question]:
     """The first ``max_questions`` questions (-1 = all), each row checked."""
     if max_questions == 0:
-        raise QuizError("max_questions=0 selects no question. Use -1 for all, or a positive number")
+        raise UserError("max_questions=0 selects no question. Use -1 for all, or a positive number")
     fix = f"Fix {path.name} (header {','.join(COLUMNS)}; weights 1-4)"
     if not path.is_file():
-        raise QuizError(f"{path} does not exist. Run from the project folder or restore the file")
+        raise UserError(f"{path} does not exist. Run from the project folder or restore the file")
     with path.open(newline="", encoding="utf-8") as file:
         rows = list(csv.reader(file, skipinitialspace=True))
     if not rows or [cell.strip() for cell in rows[0]] != COLUMNS:
-        raise QuizError(f"{path.name}: header is {rows[0] if rows else 'missing'}, expected {COLUMNS}. {fix}")
+        raise UserError(f"{path.name}: header is {rows[0] if rows else 'missing'}, expected {COLUMNS}. {fix}")
     questions = []
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue  # blank line
         if len(row) != len(COLUMNS):
-            raise QuizError(
+            raise UserError(
                 f"{path.name} line {line}: {len(row)} fields, expected 3 (quote a question that contains commas). {fix}"
             )
         category, text, weight = (cell.strip() for cell in row)
         if not category or not text:
-            raise QuizError(f"{path.name} line {line}: empty Category or Question. {fix}")
+            raise UserError(f"{path.name} line {line}: empty Category or Question. {fix}")
         if not weight.isdigit() or int(weight) not in WEIGHTS:
-            raise QuizError(f"{path.name} line {line}: Weight {weight!r} is not a whole number 1-4. {fix}")
+            raise UserError(f"{path.name} line {line}: Weight {weight!r} is not a whole number 1-4. {fix}")
         questions.append(Question(len(questions) + 1, category, text, int(weight)))
     if not questions:
-        raise QuizError(f"{path.name} has no questions. {fix}")
+        raise UserError(f"{path.name} has no questions. {fix}")
     return questions if max_questions < 0 else questions[:max_questions]
 
 
@@ -56,9 +57,9 @@ def load_expectations(path: Path = EXPECTATIONS_JSON) -> dict[str, list[str]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as problem:
-        raise QuizError(f"cannot read {path.name}: {problem}. Restore it from the repository") from None
+        raise UserError(f"cannot read {path.name}: {problem}. Restore it from the repository") from None
     data.pop("_about", None)
     for question, guidelines in data.items():
         if not (isinstance(guidelines, list) and guidelines and all(isinstance(g, str) for g in guidelines)):
-            raise QuizError(f"{path.name}: {question!r} needs a non-empty list of guideline strings. Fix the file")
+            raise UserError(f"{path.name}: {question!r} needs a non-empty list of guideline strings. Fix the file")
     return data

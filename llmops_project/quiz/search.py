@@ -1,10 +1,14 @@
-"""The agent's ``web_search_tool(query, max_results)`` (the talk's listing) and its backends.
+"""``search_web`` and ``format_search_results``: what the agent's ``web_search_tool`` (the talk's
+listing, in generate_answers_with_agent.py) combines. The search itself has three backends:
 
 * ``ddgs``    - DuckDuckGo through the ``ddgs`` package (needs the internet);
 * ``offline`` - ranks a small bundled corpus of reference notes (``corpus/reference_notes.json``,
   each with its real source URL), so the agent flow also runs with no network;
 * ``auto``    - ``ddgs`` when DuckDuckGo is reachable, ``offline`` otherwise (also per call, if
   a DuckDuckGo search fails).
+
+``use_backend`` chooses one for the run, and the most results a search may return
+(the ``search_results_count`` parameter).
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import socket
 from collections import Counter
 from dataclasses import dataclass
 
-from quiz import CORPUS_JSON, QuizError
+from cli import UserError
+from quiz import CORPUS_JSON
 
 BACKENDS = ("auto", "ddgs", "offline")
 _WORD = re.compile(r"[a-z0-9_#+.]+")
@@ -131,10 +136,26 @@ def internet_reachable(host: str = "duckduckgo.com", port: int = 443, timeout: f
 
 def choose_backend(name: str):
     if name not in BACKENDS:
-        raise QuizError(f"unknown search backend {name!r}. Use one of {', '.join(BACKENDS)} (-P search_backend=...)")
+        raise UserError(f"unknown search backend {name!r}. Use one of {', '.join(BACKENDS)} (-P search_backend=...)")
     if name == "offline" or (name == "auto" and not internet_reachable()):
         return OfflineSearch()
     return DuckDuckGoSearch() if name == "ddgs" else AutoSearch()
+
+
+_backend = None  # set by use_backend
+_max_results = 3
+
+
+def use_backend(name: str, max_results: int):
+    """Choose the search backend of this run, and the most results one search returns."""
+    global _backend, _max_results
+    _backend, _max_results = choose_backend(name), max_results
+    return _backend
+
+
+def search_web(query: str, max_results: int = 3) -> list[SearchResult]:
+    """The chosen backend's results for ``query``: at least one, at most ``search_results_count``."""
+    return _backend.search(query, max_results=max(1, min(max_results, _max_results)))
 
 
 def format_search_results(results: list[SearchResult]) -> str:
@@ -143,31 +164,3 @@ def format_search_results(results: list[SearchResult]) -> str:
         return "No relevant Web search results."
     lines = [f"- [{r.title}]({r.url}) \n{r.snippet}" for r in results]
     return "Relevant Web search results:\n\n" + "\n".join(lines)
-
-
-_TOOL_DOC = """
-Tool function for LLM to search the web and get formatted results.
-This combines search_web and format_search_results into a single tool.
-
-Args:
-    query: Search query string
-    max_results: Maximum number of results to return (default: {count}, at most {count})
-
-Returns:
-    Markdown-formatted enumeration of search results where,
-    for each result, the first line is the title of a Web page with an hyper-ref to the page's URL,
-    and the second line is a snippet/summary of the content.
-"""
-
-
-def make_web_search_tool(backend, results_count: int):
-    """The talk's ``web_search_tool``, its default and maximum ``max_results`` = results_count
-    (the ``search_results_count`` parameter)."""
-    from langchain_core.tools import tool
-
-    def web_search_tool(query: str, max_results: int = results_count) -> str:
-        results = backend.search(query, max_results=max(1, min(max_results, results_count)))
-        return format_search_results(results)
-
-    web_search_tool.__doc__ = _TOOL_DOC.format(count=results_count)
-    return tool(web_search_tool)
