@@ -18,19 +18,28 @@ active virtual environment. From then on, every Python process of that environme
   ``mlartifacts/`` next to that file, instead of ``./mlruns`` of the current folder.
 
 ``make install`` runs it for you. ``python default_store.py`` (no argument) prints where the
-store is.
+store is. Two more commands serve instructors and students:
+
+* ``python default_store.py ui [--port 5000]`` (``make ui``): the MLflow UI on this store. It checks
+  the port first, and says what holds it and how to choose another, instead of failing quietly.
+* ``python default_store.py reset [--force]`` (``make reset``): empty the store (``mlflow.db``,
+  ``mlartifacts/``) after a y/N question, for a class that starts afresh. It refuses while the UI
+  started by ``make ui`` still uses the store.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 from pathlib import Path
 from urllib.parse import unquote
 
+# The start-up hook runs this file in EVERY Python process of the venv: only os, sys, pathlib and
+# urllib.parse at the top; the commands below import what they need themselves.
+
 REPO_ROOT = Path(__file__).resolve().parent
 HOOK_FILE_NAME = "mlops_course_default_store.pth"
+UI_STATE_FILE = ".mlflow-ui.json"  # next to the database, written by `ui` while it runs: `reset` reads it
 # MLflow reads this variable to choose where a SQLite-backed store puts new experiments' artifacts
 # (it is how `mlflow server --default-artifact-root` hands its choice to its workers). Setting it
 # is the only way to pin that folder without a server; it has no other effect on local stores.
@@ -66,6 +75,8 @@ def install() -> Path:
             "default_store.py: activate the repository's virtual environment first "
             "(source .venv/bin/activate, or .venv\\Scripts\\activate on Windows)."
         )
+    import sysconfig
+
     hook = Path(sysconfig.get_paths()["purelib"]) / HOOK_FILE_NAME
     this_file = str(Path(__file__).resolve())
     hook.write_text(
@@ -77,11 +88,132 @@ def install() -> Path:
     return hook
 
 
+def port_in_use(port: int, host: str = "127.0.0.1") -> str | None:
+    """None when ``port`` is free; otherwise what holds it, as far as we can tell."""
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+            return None
+        except OSError:
+            pass
+    holder = _ui_state()
+    if holder and holder.get("port") == port:
+        return f"the MLflow UI of `make ui` (pid {holder['pid']})"
+    try:
+        found = subprocess.run(["lsof", "-nP", f"-iTCP:{port}", "-sTCP:LISTEN"], capture_output=True, text=True)
+        lines = found.stdout.splitlines()[1:]
+        if lines:
+            command, pid = lines[0].split()[:2]
+            return f"{command} (pid {pid})"
+    except OSError:  # no lsof here
+        pass
+    return "another program"
+
+
+def _ui_state_file() -> Path:
+    database = sqlite_path(os.environ.get("MLFLOW_TRACKING_URI", ""))
+    return (database.parent if database else REPO_ROOT) / UI_STATE_FILE
+
+
+def _ui_state() -> dict | None:
+    """The running `make ui`'s pid and port, or None (no file, or its process has ended)."""
+    import json
+
+    try:
+        state = json.loads(_ui_state_file().read_text())
+        os.kill(state["pid"], 0)
+        return state
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def ui_command(port: int) -> list[str]:
+    mlflow = str(Path(sys.executable).parent / "mlflow")
+    store = os.environ["MLFLOW_TRACKING_URI"]
+    command = [mlflow, "ui", "--backend-store-uri", store, "--host", "127.0.0.1", "--port", str(port)]
+    if sqlite_path(store) is not None:
+        command += ["--artifacts-destination", os.environ[ARTIFACT_ROOT_VARIABLE]]
+    return command
+
+
+def start_ui(port: int, background: bool = False):
+    """The MLflow UI on the store in use; exits with one clear line when the port is taken."""
+    import json
+    import subprocess
+
+    if holder := port_in_use(port):
+        sys.exit(
+            f"error: port {port} is taken by {holder}, so the MLflow UI cannot start. "
+            f"Stop it, or choose another port: UI_PORT={port + 50} make ui (or --port {port + 50})"
+        )
+    print(f"MLflow UI on {os.environ['MLFLOW_TRACKING_URI']}: http://127.0.0.1:{port}", flush=True)
+    process = subprocess.Popen(ui_command(port), start_new_session=background)  # background: its own group
+    _ui_state_file().write_text(json.dumps({"pid": process.pid, "port": port}))
+    if background:
+        return process
+    try:
+        sys.exit(process.wait())
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait()
+    finally:
+        _ui_state_file().unlink(missing_ok=True)
+
+
+def reset(force: bool) -> None:
+    """Empty the repository's store (mlflow.db, mlartifacts/): a new class starts afresh."""
+    import shutil
+
+    if state := _ui_state():
+        sys.exit(
+            f"error: the MLflow UI of `make ui` (pid {state['pid']}, port {state['port']}) still uses the store. "
+            "Stop it first (Ctrl+C in its terminal), then run make reset again"
+        )
+    database = sqlite_path(os.environ["MLFLOW_TRACKING_URI"])
+    if database is None:
+        sys.exit(
+            f"error: MLFLOW_TRACKING_URI is {os.environ['MLFLOW_TRACKING_URI']}, not a local store. "
+            "make reset only empties the repository's mlflow.db: unset MLFLOW_TRACKING_URI to use it"
+        )
+    artifacts = Path(os.environ.get(ARTIFACT_ROOT_VARIABLE) or database.parent / "mlartifacts")
+    if not database.exists() and not artifacts.exists():
+        print("The store is already empty.")
+        return
+    if not force:
+        answer = input(f"Delete every run, model, prompt and trace in {database} and {artifacts}/? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Nothing deleted.")
+            return
+    database.unlink(missing_ok=True)
+    shutil.rmtree(artifacts, ignore_errors=True)
+    print(f"Deleted {database} and {artifacts}/: the next command starts an empty store.")
+    print("(The team server of `make stack` keeps its own data in .stack/ and was not touched.)")
+
+
 if __name__ == "default_store_hook":
     apply_defaults()
 elif __name__ == "__main__":
-    if sys.argv[1:] == ["install"]:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="The repository's MLflow store: install its hook, open the UI, reset it."
+    )
+    parser.add_argument(
+        "command", nargs="?", choices=["install", "ui", "reset"], help="default: say where the store is"
+    )
+    parser.add_argument("--port", type=int, default=int(os.environ.get("UI_PORT", 5000)), help="for ui")
+    parser.add_argument("--force", action="store_true", help="for reset: no question asked")
+    args = parser.parse_args()
+    if args.command == "install":
         print(f"Installed the default-store hook: {install()}")
     apply_defaults()
-    print(f"MLflow tracking URI: {os.environ['MLFLOW_TRACKING_URI']}")
-    print(f"UI: mlflow ui --backend-store-uri {os.environ['MLFLOW_TRACKING_URI']} --port 5000")
+    if args.command == "ui":
+        start_ui(args.port)
+    elif args.command == "reset":
+        reset(args.force or os.environ.get("FORCE") == "1")
+    else:
+        print(f"MLflow tracking URI: {os.environ['MLFLOW_TRACKING_URI']}")
+        print("UI: make ui   (or: python default_store.py ui --port 5000)")

@@ -1,0 +1,188 @@
+"""present.py (`make present` / `make demo`): the whole walk of the talk's hands-on steps, on a
+temporary store, with the LLM steps against the repository's OpenAI-compatible test server; plus
+`make reset` and the port checks of `make ui` and of the walk's `mlflow models serve` step."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.entities import ViewType
+
+from tests import harness
+from tests.fixtures_llm import FakeOpenAIServer
+from tests.harness import REPO_ROOT
+
+
+def present(*arguments: str, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess:
+    """`python present.py ...` from the repository root, as `make present` runs it."""
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "present.py"), *arguments],
+        cwd=REPO_ROOT,
+        env={**os.environ, **harness._VENV_ON_PATH, **kwargs.pop("env", {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def walk(module_store, tmp_path_factory):
+    """The whole walk, straight through, once for the module (a few minutes: every example runs)."""
+    llm = FakeOpenAIServer().start()
+    links = tmp_path_factory.mktemp("walk") / "links.txt"
+    try:
+        done = present(
+            "--no-pause",
+            "--quick",
+            "--serve-port",
+            str(harness.free_port()),
+            "--links-file",
+            str(links),
+            env={"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"},
+        )
+    finally:
+        llm.stop()
+    return done, links.read_text().splitlines(), llm
+
+
+def test_the_walk_runs_every_step_and_seed_43_fails_as_designed(module_store, walk):
+    done, links, llm = walk
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    steps = re.findall(r"^━━ Step (\d+)/(\d+) · (.+?) ━", done.stdout, flags=re.MULTILINE)
+    total = int(steps[0][1])
+    assert [int(n) for n, _, _ in steps] == list(range(1, total + 1))
+    assert len(links) == total
+    assert "(It failed on purpose, exit status 1: odd seeds raise, as in the talk.)" in done.stdout
+    client = module_store.client
+    statuses = {
+        (r.data.params.get("seed"), r.info.status)
+        for r in client.search_runs([client.get_experiment_by_name("logging_example").experiment_id])
+    }
+    assert statuses == {("42", "FINISHED"), ("43", "FAILED")}
+    # Every other run of the walk finished, and the talk's objects exist.
+    others = [r for r in module_store.all_runs() if r.data.params.get("seed") != "43"]
+    assert {r.info.status for r in others} == {"FINISHED"}
+    assert client.get_model_version_by_alias("iris-classifier-dt", "champion")
+    assert client.get_model_version_by_alias("adult-best-random-forest", "champion")
+    assert client.get_prompt_version_by_alias("basic", "production")
+    assert len(llm.chat_requests("judge")) > 0  # the LLM steps went to the provider the environment gave
+    assert '{"predictions": [0, 1, 2]}' in done.stdout  # the talk's curl answer, from a real model server
+
+
+def test_the_commands_are_shown_as_the_slides_show_them(walk):
+    done, _, _ = walk
+    shown = re.findall(r"^\$ (.+)$", done.stdout, flags=re.MULTILINE)
+    assert "cd tracking_example" in shown
+    assert "python logging_example.py 43" in shown
+    assert any(
+        c.startswith("mlflow run -e train --env-manager=local --experiment-name adult-classifier-") for c in shown
+    )
+    assert any(re.fullmatch(r"mlflow run -e test .* \. -P run_id=\w{32} -P model_uri=models:/m-\w+", c) for c in shown)
+    assert any(c.startswith('mlflow models predict --env-manager local -m "models:/m-') for c in shown)
+
+
+def test_no_run_lands_in_the_default_experiment(module_store, walk):
+    """Every command of the walk (the READMEs' commands) names its experiment."""
+    runs = module_store.client.search_runs(["0"], run_view_type=ViewType.ALL)
+    assert runs == []
+
+
+def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
+    _, links, _ = walk
+    client = module_store.client
+    port = harness.free_port()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", module_store.tracking_uri]
+    with harness.background_server(command + ["--port", str(port)], f"http://127.0.0.1:{port}/health"):
+        for link in links:
+            page, _, route = link.partition("/#/")
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+                assert response.status == 200
+            assert page == "http://127.0.0.1:5000"
+            parts = route.split("/")
+            if parts[0] == "experiments":
+                assert client.get_experiment(parts[1])
+                if parts[2] == "runs":
+                    assert client.get_run(parts[3]).info.experiment_id == parts[1]
+                elif parts[2] == "models":
+                    assert client.get_logged_model(parts[3]).experiment_id == parts[1]
+                else:
+                    assert parts[2] == "traces"
+                    assert mlflow.search_traces(locations=[parts[1]], return_type="list")
+            elif parts[0] == "models":
+                assert client.get_registered_model(parts[1])
+            else:
+                assert parts[0] == "prompts"
+                assert client.get_prompt_version_by_alias(parts[1], "production")
+
+
+def test_list_shows_the_steps_without_running_anything(module_store):
+    listed = present("--list")
+    assert listed.returncode == 0
+    assert "17. Exemplifying MLflow for LLM Applications (pt. 10-11)" in listed.stdout
+
+
+def test_a_taken_port_stops_the_serve_step_with_one_clear_line(module_store, walk):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = present("--no-pause", "--only", "6", "--serve-port", str(port))
+    assert done.returncode == 1
+    assert f"error: port {port} is taken" in done.stderr
+    assert f"--serve-port {port + 1}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_make_ui_on_a_taken_port_says_so_and_exits_non_zero(mlflow_store):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, str(REPO_ROOT / "default_store.py"), "ui", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: port {port} is taken by ")
+    assert f"UI_PORT={port + 50} make ui" in line
+
+
+def test_reset_with_force_leaves_an_empty_working_store(mlflow_store):
+    mlflow.set_experiment("to_be_forgotten")
+    with mlflow.start_run():
+        mlflow.log_text("gone soon", "notes.txt")
+    reset = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "default_store.py"), "reset"],
+        env={**os.environ, "FORCE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert reset.returncode == 0, reset.stderr
+    assert "Deleted" in reset.stdout
+    assert not Path(mlflow_store.artifact_root).exists()
+    assert not Path(mlflow_store.tracking_uri.removeprefix("sqlite:///")).exists()
+    # An empty store that works: a new run in it, and nothing of the old one (read in a new process:
+    # this one's connection pool may still hold the deleted file).
+    ran = harness.run_script(None, "tracking_example/logging_example.py", "42")
+    assert "Run completed successfully." in ran.stdout
+    names = subprocess.run(
+        [sys.executable, "-c", "import mlflow; print(sorted(e.name for e in mlflow.search_experiments()))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert names.stdout.strip() == "['Default', 'logging_example']"
