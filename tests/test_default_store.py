@@ -50,6 +50,7 @@ def test_apply_defaults_points_at_the_repository_root():
     default_store.apply_defaults(environ)
     assert default_store.sqlite_path(environ["MLFLOW_TRACKING_URI"]) == REPO_ROOT / "mlflow.db"
     assert Path(environ[default_store.ARTIFACT_ROOT_VARIABLE]) == REPO_ROOT / "mlartifacts"
+    assert environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"  # local copies are instant
 
 
 def test_an_explicit_server_uri_wins_and_gets_no_local_artifact_root():

@@ -75,6 +75,7 @@ def test_main_with_an_odd_seed_fails_after_logging(store, runs):
 def test_the_talks_direct_command_python_logging_example_43(store, runs):
     """`python logging_example.py 43` from the folder, as the talk runs it."""
     result = harness.run_script(store, f"{FOLDER}/logging_example.py", "43", expect_success=False)
+    assert result.returncode == 1  # the talk's traceback (README: "exit status 1")
     run = result.run
     assert run.info.status == RunStatus.to_string(RunStatus.FAILED)
     assert_logged_like_the_talk(store, run, seed=43)  # the script chose the experiment itself
