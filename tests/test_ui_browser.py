@@ -1,0 +1,207 @@
+"""The MLflow UI shows what the examples logged: a real headless Chromium on a store made here.
+
+The test runs the examples the way a student does (`mlflow run ...`, harness.run_project) into its
+own store: the tracking example with seeds 42 and 43, autologging and its registration, a tiny census
+training, and the LLM flow (the prompts registered, answers generated, then evaluated) against the
+deterministic OpenAI-compatible test server. It then starts
+`mlflow ui` on that store (docs/ui_tour.py, as `make tour` does) and reads, in the browser, the pages
+the talk tells students to look at. Every expected value comes from the store through MlflowClient.
+
+Each UI check runs to the end even when an earlier one fails; a failed check saves a screenshot, and
+the failure message lists every failed check with its screenshot's path.
+
+Without a system browser (Debian's chromium; Google Chrome on macOS) the test is skipped with the
+reason, except under `make test-all` (CI's command), which sets UI_TEST_REQUIRE_BROWSER=1: there a
+missing browser fails.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from playwright.sync_api import expect
+
+from docs import ui_tour
+from tests.harness import REPO_ROOT, run_project
+from tests.test_census_project import TINY_GRID
+from tests.test_llmops_project import register_prompts_in_process
+
+pytestmark = pytest.mark.browser
+
+REQUIRE_BROWSER = "UI_TEST_REQUIRE_BROWSER"
+CHECK_TIMEOUT_MS = 45_000  # per wait: generous, for a loaded 2-core machine
+LLM_EXPERIMENT = "quiz-ui-test"
+PROMPT_FILES = sorted(p.stem for p in (REPO_ROOT / "llmops_project" / "prompts").glob("*.txt"))
+
+
+@pytest.fixture
+def browser():
+    """The system's headless Chromium, or a skip (a failure when UI_TEST_REQUIRE_BROWSER=1)."""
+    try:
+        with ui_tour.launch_browser() as launched:
+            yield launched
+    except ui_tour.BrowserUnavailable as error:
+        if os.environ.get(REQUIRE_BROWSER) == "1":
+            pytest.fail(f"{error} ({REQUIRE_BROWSER}=1: `make test-all` needs the browser, `make browser` installs it)")
+        pytest.skip(f"no browser for the UI test: {error}")
+
+
+class UiChecks:
+    """Runs named checks, each in a fresh tab; keeps going after a failure, with a screenshot of it."""
+
+    def __init__(self, browser, base_url: str, screenshots: Path):
+        self.browser, self.base_url, self.screenshots = browser, base_url, screenshots
+        self.failures: list[str] = []
+        screenshots.mkdir(parents=True, exist_ok=True)
+        expect.set_options(timeout=CHECK_TIMEOUT_MS)  # Playwright's expect() waits 5 s by default
+
+    def check(self, name: str, workflow: str, check, *args) -> None:
+        ui = ui_tour.UiPage(self.browser, self.base_url, workflow, self.screenshots)
+        ui.page.set_default_timeout(CHECK_TIMEOUT_MS)
+        try:
+            check(ui, *args)
+        except Exception as error:  # an AssertionError, or Playwright's TimeoutError: what was missing
+            path = self.screenshots / f"{name}.png"
+            ui.page.screenshot(path=path)
+            message = "\n      ".join(str(error).strip().splitlines()[:6])
+            self.failures.append(f"- {name}: {message}\n    page {ui.page.url}\n    screenshot: {path}")
+        finally:
+            ui.close()
+
+
+# --- the checks: what a student is told to look at ---------------------------------------------
+
+
+def runs_table_and_run_pages_show_status_and_random_4(ui, client, runs) -> None:
+    """Both logging_example runs are in the runs table; each run's page shows its status and random_4."""
+    experiment_id = runs[0].info.experiment_id
+    ui.open(f"/experiments/{experiment_id}/runs")
+    for run in runs:
+        ui.run_link(run.info.run_id).wait_for()
+    for run in runs:
+        ui.open(f"/experiments/{experiment_id}/runs/{run.info.run_id}", run.info.run_id)
+        status = ui.page.get_by_test_id("key-value-Status")
+        expect(status).to_contain_text(run.info.status, ignore_case=True)
+        row = ui.page.get_by_role("row").filter(has=ui.page.get_by_text("random_4", exact=True)).first
+        row.wait_for()
+        shown = float(row.inner_text().split()[-1])
+        assert shown == run.data.metrics["random_4"], f"run {run.info.run_id}: random_4 shows {shown}"
+
+
+def registered_model_has_alias_champion(ui, name: str, champion_version: str) -> None:
+    ui.open("/models")
+    listed = ui.page.get_by_role("row").filter(has=ui.page.get_by_role("link", name=name, exact=True)).first
+    expect(listed).to_contain_text("champion")
+    ui.open(f"/models/{name}")
+    row = ui.page.get_by_role("row").filter(has=ui.page.get_by_text(f"Version {champion_version}", exact=True))
+    expect(row.first).to_contain_text("champion")
+
+
+def parent_run_nests_its_candidates(ui, parent, children) -> None:
+    """Collapsed, the children are hidden; the parent's [+] shows one nested row per candidate."""
+    ui.open(f"/experiments/{parent.info.experiment_id}/runs")
+    ui.run_link(parent.info.run_id).wait_for()
+    for child in children:
+        assert not ui.run_link(child.info.run_id).is_visible(), "a candidate run shows before expanding its parent"
+    ui_tour.expand_parent_run(ui, parent.info.run_id, children)
+    links = ui.page.locator(", ".join(f"a[href*='/runs/{c.info.run_id}']" for c in children))
+    expect(links).to_have_count(len(children))
+
+
+def prompts_are_listed_with_alias_production(ui, production: dict[str, str]) -> None:
+    ui.open("/prompts")
+    for name in production:
+        ui.page.get_by_role("link", name=name, exact=True).first.wait_for()
+    for name, version in production.items():
+        ui.open(f"/prompts/{name}", "Viewing version")
+        item = ui.page.get_by_text(f"Version {version}", exact=True).first.locator("xpath=..")
+        expect(item).to_contain_text("production")
+
+
+def one_trace_per_question(ui, generation, traces, questions: dict[str, str]) -> None:
+    """The generation run's Traces tab: one row per trace, each with its question in the request."""
+    ui.open(f"/experiments/{generation.info.experiment_id}/runs/{generation.info.run_id}/traces")
+    expect(ui.page.get_by_role("row").filter(has_text="tr-")).to_have_count(len(traces))
+    for trace in traces:
+        row = ui.page.get_by_role("row").filter(has_text=trace.info.trace_id)
+        expect(row).to_contain_text(questions[trace.info.trace_id])
+
+
+def trace_shows_its_assessments(ui, trace) -> None:
+    """The trace's panel, Assessments pane: each feedback of the evaluation with its value."""
+    ui_tour.open_trace(ui, trace)
+    ui_tour.show_assessments(ui, trace)
+    pane = ui.page.get_by_role("dialog")
+    for assessment in trace.info.assessments:
+        if assessment.feedback is None:
+            continue
+        value_tag = "[data-component-id$='assesment-value-tag']"
+        card = pane.locator("div").filter(has=ui.page.get_by_text(assessment.name, exact=True))
+        card = card.filter(has=ui.page.locator(value_tag)).last
+        shown = card.locator(value_tag).first.inner_text().strip()
+        assert shown.lower() == str(assessment.feedback.value).lower(), f"{assessment.name} shows {shown!r}"
+
+
+# --- the test --------------------------------------------------------------------------------------
+
+
+def test_the_ui_shows_what_the_examples_logged(mlflow_store, llm_server, browser, tmp_path):
+    client = mlflow_store.client
+    for seed in (42, 43):  # 43 fails on purpose: its run ends FAILED
+        run_project(
+            mlflow_store,
+            "tracking_example",
+            params={"seed": seed},
+            experiment_name="logging_example",
+            expect_success=None,
+        )
+    autologged = run_project(mlflow_store, "autologging_example", experiment_name="autologging-example").run
+    run_project(mlflow_store, "autologging_example", "register", experiment_name="autologging-example")
+    training = run_project(mlflow_store, "census_project", "train", TINY_GRID, experiment_name="census-ui-test")
+    register_prompts_in_process()  # as register_all_prompts does (that entry point has its own smoke test)
+    generation = run_project(
+        mlflow_store, "llmops_project", "generate_answers", {"max_questions": 3}, experiment_name=LLM_EXPERIMENT
+    ).run
+    run_project(
+        mlflow_store,
+        "llmops_project",
+        "evaluate_responses",
+        {"generation_run_id": generation.info.run_id},
+        experiment_name=LLM_EXPERIMENT,
+    )
+
+    # What the UI must show, read from the store.
+    tracking_runs = client.search_runs([client.get_experiment_by_name("logging_example").experiment_id])
+    assert sorted(r.info.status for r in tracking_runs) == ["FAILED", "FINISHED"]
+    [version] = client.search_model_versions(f"run_id = '{autologged.info.run_id}'")
+    champion = client.get_model_version_by_alias(version.name, "champion")
+    parent, children = training.run, training.children_of(training.run)
+    assert len(children) > 1
+    production = {
+        p.name: client.get_prompt_version_by_alias(p.name, "production").version for p in client.search_prompts()
+    }
+    assert sorted(production) == PROMPT_FILES
+    traces = client.search_traces(locations=[generation.info.experiment_id], run_id=generation.info.run_id)
+    answers = pd.read_csv(
+        io.StringIO(mlflow.artifacts.load_text(f"runs:/{generation.info.run_id}/answers.csv")), keep_default_na=False
+    )
+    questions = dict(zip(answers["trace_id"], answers["question"], strict=True))
+    assert sorted(questions) == sorted(t.info.trace_id for t in traces)  # one trace per question
+    assessed = [t for t in traces if ui_tour.feedback_names(t)]
+    assert assessed, "evaluate_responses logged no assessment"
+
+    with ui_tour.mlflow_ui() as url:  # on the store in use: mlflow_store
+        checks = UiChecks(browser, url, tmp_path / "screenshots")
+        ml, genai = ui_tour.MODEL_TRAINING, ui_tour.GENAI
+        checks.check("tracking-runs", ml, runs_table_and_run_pages_show_status_and_random_4, client, tracking_runs)
+        checks.check("registry-champion", ml, registered_model_has_alias_champion, champion.name, champion.version)
+        checks.check("census-nested-runs", ml, parent_run_nests_its_candidates, parent, children)
+        checks.check("llmops-prompts", genai, prompts_are_listed_with_alias_production, production)
+        checks.check("llmops-traces", genai, one_trace_per_question, generation, traces, questions)
+        checks.check("llmops-assessments", genai, trace_shows_its_assessments, assessed[0])
+    assert not checks.failures, "The MLflow UI does not show what the store holds:\n" + "\n".join(checks.failures)
