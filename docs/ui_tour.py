@@ -14,8 +14,8 @@ Runs, models, prompts and traces are found through MlflowClient queries on the s
 (experiment names, parent/child links, prompt aliases, traces with assessments or tool spans), never
 by hard-coded run names or ids. Every step waits for page content (a link to the expected run, a
 metric name, a chart), never for a fixed time, and shoots only once no spinner or skeleton is on
-screen. A part whose runs are missing from the store is skipped with a message, and the exit status
-is then 1.
+screen. A part whose runs are missing from the store is skipped with a message; a step whose page
+never shows what it waits for is reported with a screenshot; either way the exit status is then 1.
 
 tests/test_ui_browser.py reuses `mlflow_ui`, `launch_browser` and `UiPage`.
 """
@@ -29,6 +29,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -301,18 +302,19 @@ def toggle_run_columns(ui: UiPage, names: list[str]) -> None:
         node.locator("[class*='-tree-checkbox']").first.click()
     ui.page.keyboard.press("Escape")
     tree.wait_for(state="hidden")
+    ui.page.get_by_role("button", name="Columns").blur()  # no focus ring in the screenshot
 
 
 # --- the tour --------------------------------------------------------------------------------------
 
 
 class Tour:
-    """The talk's UI steps on one store; ``shots`` lists what was written, ``skipped`` why not."""
+    """The talk's UI steps on one store; ``shots`` lists what was written, ``problems`` what was not."""
 
     def __init__(self, browser, base_url: str, client, out_dir: Path):
         self.browser, self.base_url, self.client, self.out_dir = browser, base_url, client, out_dir
         self.shots: list[Path] = []
-        self.skipped: list[str] = []
+        self.problems: list[str] = []
 
     def page(self, workflow: str) -> UiPage:
         return UiPage(self.browser, self.base_url, workflow, self.out_dir)
@@ -322,15 +324,23 @@ class Tour:
         print(f"  {name}.png", flush=True)
 
     def part(self, title: str, workflow: str, steps: Callable[[UiPage], str | None]) -> None:
+        """Run one part's steps in a fresh tab. A part whose runs are missing says so and is skipped;
+        a page that never shows what a step waits for is reported, with a screenshot outside docs/."""
         print(f"{title}:", flush=True)
         ui = self.page(workflow)
         try:
             missing = steps(ui)
+            if missing:
+                self.problems.append(f"skipped {title}: {missing}")
+                print(f"  SKIPPED: {missing}", flush=True)
+        except Exception as error:  # Playwright's TimeoutError names what it waited for
+            screenshot = Path(tempfile.mkdtemp(prefix="ui-tour-")) / "failed.png"
+            ui.page.screenshot(path=screenshot)
+            first_lines = " ".join(str(error).strip().splitlines()[:3])
+            self.problems.append(f"FAILED {title}: {first_lines} (page {ui.page.url}, screenshot {screenshot})")
+            print(f"  FAILED: {first_lines}", flush=True)
         finally:
             ui.close()
-        if missing:
-            self.skipped.append(f"{title}: {missing}")
-            print(f"  SKIPPED: {missing}", flush=True)
 
     def run(self) -> None:
         self.part("tracking_example", MODEL_TRAINING, self.tracking)
@@ -456,6 +466,7 @@ class Tour:
             self.shoot(ui, "llmops-pt10-tool-calls")
         else:
             print("  (no agent trace with a tool span: llmops-pt10-tool-calls not taken)")
+        # The talk's "Details & Timeline" tab is, in MLflow 3.17, the span tree's timeline toggle.
         open_trace(ui, agent or assessed)
         ui.page.locator("[aria-label='Show execution timeline']").first.click()
         ui.page.locator("[aria-label='Hide execution timeline']").first.wait_for()
@@ -486,9 +497,9 @@ def main(argv=None) -> int:
         print(f"ui_tour: {error}", file=sys.stderr)
         return 2
     print(f"ui_tour: {len(tour.shots)} screenshots in {args.out} ({time.monotonic() - started:.0f} s)")
-    for reason in tour.skipped:
-        print(f"ui_tour: skipped {reason}", file=sys.stderr)
-    return 1 if tour.skipped else 0
+    for problem in tour.problems:
+        print(f"ui_tour: {problem}", file=sys.stderr)
+    return 1 if tour.problems else 0
 
 
 if __name__ == "__main__":
