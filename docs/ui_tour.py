@@ -199,9 +199,10 @@ class UiPage:
         return self.page.locator(f"a[href*='/runs/{run_id}']").first
 
     def settled(self) -> None:
-        """Wait until no spinner or skeleton is on screen, and move the mouse out of the way."""
+        """Wait until no spinner or skeleton is on screen; no focus ring, no hovered row either."""
         self.page.evaluate("window.__tourQuietSince = null")
         self.page.wait_for_function(QUIET_JS, polling=100)
+        self.page.evaluate("document.activeElement && document.activeElement.blur && document.activeElement.blur()")
         self.page.mouse.move(VIEWPORT["width"] - 1, 0)
 
     def shot(self, name: str) -> Path:
@@ -227,19 +228,19 @@ def experiment_runs(client, experiment_name: str):
 
 
 def nested_training(client, exclude: set[str]):
-    """(experiment, newest parent run, its children): a top-level run with nested runs (census `train`)."""
-    best = None
+    """(experiment, parent, its children) for the run with the most nested runs (census `train` with
+    both model families beats a re-run with one), the newest among equals; None if no run has any."""
+    found = []
     for experiment in client.search_experiments():
         if experiment.name in exclude:
             continue
         runs = client.search_runs([experiment.experiment_id], max_results=5000)
         by_id = {r.info.run_id: r for r in runs}
         for run_id in {r.data.tags.get("mlflow.parentRunId") for r in runs} - {None}:
-            parent = by_id.get(run_id)
-            if parent and (best is None or parent.info.start_time > best[1].info.start_time):
+            if run_id in by_id:
                 children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == run_id]
-                best = (experiment, parent, children)
-    return best
+                found.append((experiment, by_id[run_id], children))
+    return max(found, key=lambda f: (len(f[2]), f[1].info.start_time), default=None)
 
 
 def traces_of_store(client) -> list:
@@ -302,7 +303,6 @@ def toggle_run_columns(ui: UiPage, names: list[str]) -> None:
         node.locator("[class*='-tree-checkbox']").first.click()
     ui.page.keyboard.press("Escape")
     tree.wait_for(state="hidden")
-    ui.page.get_by_role("button", name="Columns").blur()  # no focus ring in the screenshot
 
 
 # --- the tour --------------------------------------------------------------------------------------
