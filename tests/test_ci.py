@@ -25,6 +25,9 @@ BIN = Path(sys.executable).parent
 SHA_PIN = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w.-]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+$")
 
 
+NATIVE_TESTS = ("test_stack.py", "test_classroom.py")
+
+
 def steps(job: str) -> list[dict]:
     return SPEC["jobs"][job]["steps"]
 
@@ -95,6 +98,11 @@ def test_tests_job_runs_the_readmes_ci_command_with_the_llm_wheel_cached():
 def test_compose_job_is_make_compose_check_which_shares_the_native_stack_checks():
     run = commands("compose")
     assert run.index("cp .env.example .env") < run.index("make compose-check")
+    # Then classroom mode on the same image: the switch and two generated secrets, the classroom check.
+    classroom = run[run.index("MLFLOW_APP_NAME=basic-auth") :]
+    assert "secrets.token_urlsafe" in classroom
+    assert "secrets.token_hex" in classroom
+    assert 'make compose-check CHECKS="classroom host-header restart"' in classroom
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = makefile[makefile.index("\ncompose-check: dev-install") :].split("\n\n")[0]
     assert "docker compose up -d --wait" in recipe
@@ -102,8 +110,8 @@ def test_compose_job_is_make_compose_check_which_shares_the_native_stack_checks(
     assert recipe.index("STACK_CHECK,compose") < recipe.index("docker compose down -v")
     assert "compose-check: export COMPOSE_PROJECT_NAME = mlops-tracking-check" in makefile  # never your volumes
     assert "$(PY) $(call STACK_CHECK,native)" in makefile  # make stack-check
-    # Every check the compose job runs is one tests/test_stack.py runs against the native stack.
-    native_tests = (REPO_ROOT / "tests" / "test_stack.py").read_text(encoding="utf-8")
+    # Every check the compose job runs is one the native stack tests run too.
+    native_tests = "".join((REPO_ROOT / "tests" / name).read_text(encoding="utf-8") for name in NATIVE_TESTS)
     for name in check_stack.CHECKS:
         assert f"check_stack.check_{name.replace('-', '_')}(" in native_tests, name
 

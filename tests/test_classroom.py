@@ -413,6 +413,18 @@ def test_the_host_check_still_answers_before_any_login(classroom_stack, monkeypa
 
 
 @pytest.mark.stack
+def test_the_check_scripts_classroom_check_passes_here_as_in_the_compose_job(classroom_stack, monkeypatch):
+    """The CI's compose job runs this same check on the Docker stack with classroom mode on."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)  # check_stack.py logs in as the admin
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", classroom_stack.admin_password)
+    harness.use_tracking_uri(monkeypatch, classroom_stack.tracking_uri, None)
+    store = harness.Store(classroom_stack.tracking_uri, None, MlflowClient(classroom_stack.tracking_uri))
+    summary = check_stack.check_classroom(check_stack.NativeBackstage(classroom_stack), store)
+    assert "read 200, write 403, delete 403" in summary
+    assert sql(classroom_stack, "SELECT count(*) FROM users WHERE username LIKE %s", "check-%") == [(0,)]  # removed
+
+
+@pytest.mark.stack
 def test_list_and_remove(classroom_stack, instructor_env, tmp_path):
     roster = tmp_path / "late.csv"
     roster.write_text("username\ncarol\n", encoding="utf-8")

@@ -13,6 +13,7 @@ that nothing is lost, and that a foreign ``Host`` header gets 403. The checks:
     census        census_project train (logistic, tiny grid): runs, charts, registered version
     llmops        llmops_project register_all_prompts, generate_answers, evaluate_responses,
                   against the repository's deterministic OpenAI-compatible test server
+    classroom     (classroom mode only) classroom.py's accounts: own experiment, classmates READ, 401s
     host-header   DNS-rebinding protection: 403 for foreign Host headers
     restart       restart the mlflow server: every run, metric point, artifact and alias still there
 
@@ -377,6 +378,70 @@ def check_host_header(backstage: Backstage, store: harness.Store) -> str:
     return f"Host localhost:{port} -> 200; evil.example.com, evil.example.com:{port}, localhost:{port + 1} -> 403"
 
 
+def server_wants_a_login(tracking_uri: str) -> bool:
+    probe = requests.get(f"{tracking_uri}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=30)
+    return probe.status_code == 401
+
+
+def check_classroom(backstage: Backstage, store: harness.Store) -> str:
+    """Classroom mode: classroom.py's accounts, each student's own experiment, READ on the others'.
+
+    Two throwaway students (random names) are made from a roster as the instructor makes them,
+    one runs tracking_example with her login, the other may read but not write; both are removed."""
+    import tempfile
+
+    uri = backstage.tracking_uri
+    search = f"{uri}/api/2.0/mlflow/experiments/search"
+    expect(server_wants_a_login(uri), "the server has no logins: classroom mode is off (MLFLOW_APP_NAME=basic-auth)")
+    tag = os.urandom(3).hex()
+    a, b = f"check-{tag}-a", f"check-{tag}-b"
+    classroom_py = [sys.executable, str(REPO_ROOT / "tracking_server" / "classroom.py")]
+    with tempfile.TemporaryDirectory() as folder:
+        roster = Path(folder) / "roster.csv"
+        roster.write_text(f"username,password\n{a},\n{b},\n", encoding="utf-8")
+        made = subprocess.run([*classroom_py, "users", str(roster)], capture_output=True, text=True, timeout=300)
+        expect(made.returncode == 0, f"classroom.py users failed: {made.stderr.strip()}")
+        credentials_file = roster.with_name("roster.credentials.csv")
+        expect(credentials_file.stat().st_mode & 0o777 == 0o600, "the credentials file is not mode 600")
+        lines = credentials_file.read_text(encoding="utf-8").splitlines()[1:]
+        passwords = dict(line.split(",")[:2] for line in lines)
+    expect(set(passwords) == {a, b}, f"credentials written for {sorted(passwords)}")
+    try:
+        rows = backstage.sql(
+            "SELECT username, is_admin FROM users WHERE username = ANY(%s::text[])", text_array({a, b})
+        )
+        expect(sorted(rows) == [(a, False), (b, False)], f"user rows {rows}")
+        expect(requests.get(search, timeout=30).status_code == 401, "no login: expected 401")
+        expect(requests.get(search, auth=(a, "a-wrong-password"), timeout=30).status_code == 401, "wrong password")
+
+        # Student a runs an example with her login alone; it lands in her own experiment.
+        student_env = {"MLFLOW_TRACKING_USERNAME": a, "MLFLOW_TRACKING_PASSWORD": passwords[a]}
+        student_env["MLFLOW_EXPERIMENT_NAME"] = a
+        run = run_entry_point(store, "tracking_example", "main", {"seed": 42}, env=student_env).run
+        rows = backstage.sql(
+            "SELECT e.name FROM runs r JOIN experiments e USING (experiment_id) WHERE r.run_uuid = %s", run.info.run_id
+        )
+        expect(rows == [(a,)], f"{a}'s run is in experiment {rows}, expected her own")
+
+        # Student b may read it, not write to it or delete it.
+        as_b = requests.Session()
+        as_b.auth = (b, passwords[b])
+        api = f"{uri}/api/2.0/mlflow"
+        read = as_b.get(f"{api}/runs/get", params={"run_id": run.info.run_id}, timeout=30).status_code
+        metric = {"run_id": run.info.run_id, "key": "intruder", "value": 1.0, "timestamp": 1}
+        write = as_b.post(f"{api}/runs/log-metric", json=metric, timeout=30).status_code
+        delete = as_b.post(f"{api}/runs/delete", json={"run_id": run.info.run_id}, timeout=30).status_code
+        expect((read, write, delete) == (200, 403, 403), f"classmate: read {read}, write {write}, delete {delete}")
+        rows = backstage.sql("SELECT count(*) FROM metrics WHERE run_uuid = %s AND key = 'intruder'", run.info.run_id)
+        expect(rows == [(0,)], "the classmate's metric reached PostgreSQL")
+    finally:
+        removed = subprocess.run([*classroom_py, "remove", a, b], capture_output=True, text=True, timeout=300)
+    expect(removed.returncode == 0, f"classroom.py remove failed: {removed.stderr.strip()}")
+    rows = backstage.sql("SELECT count(*) FROM users WHERE username = ANY(%s::text[])", text_array({a, b}))
+    expect(rows == [(0,)], f"removed accounts still have rows: {rows}")
+    return f"{a} logged run {run.info.run_id[:8]} to her experiment; {b}: read 200, write 403, delete 403; 401s"
+
+
 def snapshot(client: MlflowClient) -> dict:
     """Everything the server knows, read through its API: runs, metric histories, artifacts, models."""
     experiments = client.search_experiments(view_type=ViewType.ALL)
@@ -445,21 +510,26 @@ def use_server(tracking_uri: str) -> harness.Store:
             f"no MLflow server answers at {tracking_uri}. Start the stack first: make stack, "
             "or docker compose up -d --wait"
         ) from None
-    probe = requests.get(f"{tracking_uri}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=30)
-    if probe.status_code == 401 and _login_from_environment() is None:  # classroom mode: act as its admin
-        from tracking_server.classroom import admin_login
+    if server_wants_a_login(tracking_uri) and _login_from_environment() is None:  # classroom mode: act as its admin
+        from tracking_server.classroom import ClassroomError, admin_login
 
-        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = admin_login()
+        try:
+            os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = admin_login()
+        except ClassroomError as error:
+            raise CheckFailed(f"the server at {tracking_uri} wants a login, and there is {error}") from None
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return harness.Store(tracking_uri, None, MlflowClient(tracking_uri))
 
 
-CHECKS = ["tracking", "autologging", "census", "llmops", "host-header", "restart"]
+CHECKS = ["tracking", "autologging", "census", "llmops", "classroom", "host-header", "restart"]
 
 
-def run_checks(backstage: Backstage, names: list[str], llm_base_url: str | None) -> int:
+def run_checks(backstage: Backstage, only: list[str] | None, llm_base_url: str | None) -> int:
     store = use_server(backstage.tracking_uri)
+    names = [name for name in CHECKS if name in (only or CHECKS)]  # restart last: it compares the others' work
+    if not only and not server_wants_a_login(backstage.tracking_uri):
+        names.remove("classroom")  # by default only where classroom mode is on
     llm_server = None
     if "llmops" in names and not llm_base_url:
         from tests.fixtures_llm import FakeOpenAIServer  # the deterministic test server, in this process
@@ -471,6 +541,7 @@ def run_checks(backstage: Backstage, names: list[str], llm_base_url: str | None)
         "autologging": check_autologging,
         "census": check_census,
         "llmops": lambda b, s: check_llmops(b, s, llm_base_url),
+        "classroom": check_classroom,
         "host-header": check_host_header,
         "restart": check_restart,
     }
@@ -498,7 +569,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("how", choices=["native", "compose"], help="how the stack runs: make stack, or docker compose")
     parser.add_argument("--dir", default=str(REPO_ROOT / ".stack"), help="native: the stack's folder (default .stack/)")
     parser.add_argument("--tracking-uri", default="http://localhost:5000", help="compose: the server's URL")
-    parser.add_argument("--only", nargs="+", choices=CHECKS, default=CHECKS, metavar="CHECK", help=" ".join(CHECKS))
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=CHECKS,
+        metavar="CHECK",
+        help=f"some of: {' '.join(CHECKS)} (default: all; classroom only when the server has logins)",
+    )
     parser.add_argument("--llm-base-url", help="an OpenAI-compatible server (default: start the repo's test server)")
     args = parser.parse_args(argv)
     try:
@@ -509,8 +586,7 @@ def main(argv: list[str] | None = None) -> int:
             backstage: Backstage = NativeBackstage(native.NativeStack(config))
         else:
             backstage = ComposeBackstage(args.tracking_uri)
-        names = [name for name in CHECKS if name in args.only]  # restart last: it compares what the others logged
-        return run_checks(backstage, names, args.llm_base_url)
+        return run_checks(backstage, args.only, args.llm_base_url)
     except (CheckFailed, native.StackError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -424,10 +424,17 @@ def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
     return values
 
 
+CLASSROOM_OPTIONS = ("MLFLOW_AUTH_CACHE_TTL_SECONDS",)  # optional; start-server.sh has the default
+
+
 def classroom_secrets(env_file: Path = ENV_FILE) -> dict[str, str]:
-    """The same two secrets as the compose stack: from the environment, else from ``.env``."""
+    """The same settings as the compose stack: from the environment, else from ``.env``."""
     from_file = read_env_file(env_file)
-    return {name: os.environ.get(name) or from_file.get(name, "") for name in CLASSROOM_SECRETS}
+    settings = {name: os.environ.get(name) or from_file.get(name, "") for name in CLASSROOM_SECRETS}
+    for name in CLASSROOM_OPTIONS:
+        if os.environ.get(name) or from_file.get(name):
+            settings[name] = os.environ.get(name) or from_file[name]
+    return settings
 
 
 # --- command line ------------------------------------------------------------------------------

@@ -57,12 +57,17 @@ if [ "${MLFLOW_APP_NAME:-}" = "basic-auth" ]; then
     # with their own alembic_version_auth), so they share its volume and its backups. Everyone
     # gets READ on every experiment unless granted more: tracking_server/classroom.py grants each
     # student MANAGE on their own. The file holds the database URL: readable by this user only.
+    # Each request's password check costs a deliberately slow hash (scrypt): 30 students were over
+    # 20x slower without a cache. Each worker remembers a good login for MLFLOW_AUTH_CACHE_TTL_SECONDS
+    # (60; 0 = off), so a removed account or changed password may work that long on other workers
+    # (README, "Classroom load benchmark").
     umask 077
     printf '%s\n' "[mlflow]" \
         "default_permission = READ" \
         "database_uri = ${BACKEND_STORE_URI}" \
         "admin_username = ${MLFLOW_AUTH_ADMIN_USERNAME:-admin}" \
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth" \
+        "auth_cache_ttl_seconds = ${MLFLOW_AUTH_CACHE_TTL_SECONDS:-60}" \
         > "$MLFLOW_AUTH_CONFIG_PATH"
     export MLFLOW_AUTH_CONFIG_PATH
 fi
