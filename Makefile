@@ -14,7 +14,7 @@ UI_PORT ?= 5000
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install dev-install demo present test test-all lint ui reset tour browser stack stack-down \
-        local-llm local-llm-install benchmarks clean
+        stack-check compose-check local-llm local-llm-install benchmarks clean
 
 help:
 	@echo "make demo        create .venv, install, run the talk's hands-on steps end to end (present.py --no-pause)"
@@ -27,7 +27,9 @@ help:
 	@echo "make tour        screenshot the talk's MLflow UI steps into docs/ui/ (STORE=<folder|sqlite URI> for another store)"
 	@echo "make browser     install Debian's chromium for the tour and the browser test (when root and missing)"
 	@echo "make stack       start PostgreSQL + S3 stand-in + mlflow server natively (no Docker)"
-	@echo "make stack-down  stop it"
+	@echo "make stack-down  stop it                  (make stack AUTH=1: classroom mode, logins from .env)"
+	@echo "make stack-check run the stack checks against 'make stack' (examples, rows, objects, restart)"
+	@echo "make compose-check  the CI's compose job: docker compose up, the same checks, down -v (needs Docker)"
 	@echo "make local-llm   install and start the offline OpenAI-compatible LLM server"
 	@echo "make benchmarks  run the benchmark scripts and print their figures"
 
@@ -109,11 +111,30 @@ tour: dev-install browser
 
 # --- the team tracking server, natively (docker-compose.yml runs the same stack in Docker) -----
 # Data and logs in .stack/; ports: MLflow 5000, PostgreSQL 15432, S3 9000 (see tracking_server/README.md).
+# AUTH=1: classroom mode (basic-auth); the admin password and Flask secret key come from .env.
 stack: install
-	$(PY) tracking_server/stack.py up
+	$(PY) tracking_server/stack.py up $(if $(filter 1 yes true,$(AUTH)),--auth)
 
 stack-down:
 	@if [ -x $(PY) ]; then $(PY) tracking_server/stack.py down; else echo "No .venv: nothing to stop."; fi
+
+# The checks tests/test_stack.py runs, against the running `make stack` (it logs to its experiments
+# and restarts its mlflow server). CHECKS="tracking restart" runs some only.
+CHECKS ?=
+STACK_CHECK = tracking_server/check_stack.py $(1) $(if $(CHECKS),--only $(CHECKS))
+stack-check: dev-install
+	$(PY) $(call STACK_CHECK,native)
+
+# The CI's compose job, on any machine with Docker: the same checks against docker-compose.yml's stack.
+# Its own project name, so `down -v` deletes only the check's volumes, never your stack's data
+# (stop your stack first: both publish port 5000). Uses .env, copied from .env.example if missing.
+compose-check: export COMPOSE_PROJECT_NAME = mlops-tracking-check
+compose-check: dev-install
+	@test -f .env || cp .env.example .env
+	@status=0; set -x; docker compose up -d --wait --build || status=$$?; \
+	if [ $$status -eq 0 ]; then $(PY) $(call STACK_CHECK,compose) || status=$$?; fi; \
+	if [ $$status -ne 0 ]; then docker compose ps -a; docker compose logs --no-color --tail 80; fi; \
+	docker compose down -v; exit $$status
 
 # --- the offline LLM -------------------------------------------------------------------------
 # Optional extra (not in requirements.txt): llama-cpp-python compiles for ~5 min the first time.

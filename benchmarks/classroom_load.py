@@ -2,6 +2,7 @@
 
     python benchmarks/classroom_load.py                    # 30 clients x 3 runs, mlflow's default workers
     python benchmarks/classroom_load.py --workers 8        # the same with 8 server worker processes
+    python benchmarks/classroom_load.py --auth             # classroom mode: each student logs in as themselves
 
 It starts its own native stack (tracking_server/stack.py: PostgreSQL + S3 stand-in + the real
 `mlflow server`) on free loopback ports in a temporary folder, then N client threads start
@@ -12,12 +13,17 @@ It prints throughput and p50/p95 latency per request, then checks behind the ser
 was lost: every run is a FINISHED row in PostgreSQL, every metric point a row, every parameter a
 row, every artifact an object in the bucket with the bytes that were sent. Client retries are
 switched off, so a refused or failed request is counted as an error, not hidden.
+
+With ``--auth`` the stack runs in classroom mode (``make stack AUTH=1``): tracking_server/classroom.py
+makes one account per student, each with their own experiment, and every student thread sends its
+own login with each request (basic-auth checks the password and the permission every time).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -32,8 +38,10 @@ os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # no "View run ..
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root
 from mlflow.entities import Param  # noqa: E402
+from mlflow.utils import credentials  # noqa: E402
 
 from tests.harness import free_port  # noqa: E402
+from tracking_server import classroom  # noqa: E402
 from tracking_server import stack as native  # noqa: E402
 
 EXPERIMENT_NAME = "classroom_load"
@@ -50,8 +58,36 @@ def artifact_text(student: int, run_number: int, run_id: str, size: int) -> str:
     return header + "x" * max(0, size - len(header))
 
 
-def student(client, experiment_id, student_id, args, barrier, latencies, errors, sent):
+# Each student thread's own login. MLflow reads credentials from the environment, one set per
+# process; in classroom mode 30 students share this process, so each thread answers for itself.
+_login = threading.local()
+_read_mlflow_creds = credentials.read_mlflow_creds
+
+
+def _this_threads_creds() -> credentials.MlflowCreds:
+    login = getattr(_login, "value", None)
+    return credentials.MlflowCreds(*login) if login else _read_mlflow_creds()
+
+
+credentials.read_mlflow_creds = _this_threads_creds
+
+
+def make_accounts(stack, clients: int, admin_password: str) -> list[tuple[str, str, str]]:
+    """classroom.py's accounts for N students: [(username, password, own experiment id)]."""
+    server = classroom.Server(stack.tracking_uri, (classroom.ADMIN_USERNAME, admin_password))
+    accounts = []
+    for number in range(clients):
+        username, password = f"student{number:02d}", secrets.token_urlsafe(15)
+        server.create_user(username, password)
+        experiment_id = server.ensure_experiment(classroom.experiment_name(username))
+        server.grant(username, experiment_id, classroom.STUDENT_PERMISSION)
+        accounts.append((username, password, experiment_id))
+    return accounts
+
+
+def student(client, experiment_id, student_id, args, barrier, latencies, errors, sent, login=None):
     """One student's script: M runs, each one request per MLflow call."""
+    _login.value = login
 
     def timed(kind, call, *call_args, **call_kwargs):
         start = time.perf_counter()
@@ -83,32 +119,30 @@ def student(client, experiment_id, student_id, args, barrier, latencies, errors,
             errors.append(f"student {student_id} run {run_number}: {type(error).__name__}: {error}")
 
 
-def verify(stack, experiment_id: str, sent: dict) -> list[str]:
+def verify(stack, experiment_ids: list[str], sent: dict) -> list[str]:
     """What the server acknowledged must be in PostgreSQL and in the bucket."""
     import psycopg
 
     problems = []
+    ids = sorted({int(experiment_id) for experiment_id in experiment_ids})
     with psycopg.connect(**stack.postgres_conninfo) as db:
-        runs = dict(
-            db.execute("SELECT run_uuid, status FROM runs WHERE experiment_id = %s", (int(experiment_id),)).fetchall()
-        )
+        runs = dict(db.execute("SELECT run_uuid, status FROM runs WHERE experiment_id = ANY(%s)", (ids,)).fetchall())
         metric_points = dict(
             db.execute(
                 "SELECT m.run_uuid, count(*) FROM metrics m JOIN runs r USING (run_uuid) "
-                "WHERE r.experiment_id = %s AND m.key = 'loss' GROUP BY m.run_uuid",
-                (int(experiment_id),),
+                "WHERE r.experiment_id = ANY(%s) AND m.key = 'loss' GROUP BY m.run_uuid",
+                (ids,),
             ).fetchall()
         )
         params = defaultdict(dict)
         for run_uuid, key, value in db.execute(
-            "SELECT p.run_uuid, p.key, p.value FROM params p JOIN runs r USING (run_uuid) WHERE r.experiment_id = %s",
-            (int(experiment_id),),
+            "SELECT p.run_uuid, p.key, p.value FROM params p JOIN runs r USING (run_uuid) "
+            "WHERE r.experiment_id = ANY(%s)",
+            (ids,),
         ):
             params[run_uuid][key] = value
         artifact_uris = dict(
-            db.execute(
-                "SELECT run_uuid, artifact_uri FROM runs WHERE experiment_id = %s", (int(experiment_id),)
-            ).fetchall()
+            db.execute("SELECT run_uuid, artifact_uri FROM runs WHERE experiment_id = ANY(%s)", (ids,)).fetchall()
         )
     s3 = stack.s3_client()
     for run_id, expected in sent.items():
@@ -137,31 +171,66 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=None, help="mlflow server worker processes (default: mlflow's own default, 4)"
     )
+    parser.add_argument(
+        "--auth", action="store_true", help="classroom mode (basic-auth): one account and experiment per student"
+    )
+    parser.add_argument(
+        "--auth-cache-ttl",
+        type=int,
+        default=None,
+        help="with --auth: MLFLOW_AUTH_CACHE_TTL_SECONDS, how long a worker remembers a good login (default 60)",
+    )
     args = parser.parse_args()
     os.environ["MLFLOW_HTTP_POOL_MAXSIZE"] = str(max(10, args.clients))
 
     from mlflow.tracking import MlflowClient
 
     root = Path(tempfile.mkdtemp(prefix="mlflow-load-benchmark-"))
+    secrets_ = None
+    if args.auth:
+        secrets_ = {
+            "MLFLOW_AUTH_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
+        }
+        if args.auth_cache_ttl is not None:
+            secrets_["MLFLOW_AUTH_CACHE_TTL_SECONDS"] = str(args.auth_cache_ttl)
     failed = True
 
     stack = native.NativeStack(
         native.StackConfig(
-            root=root, mlflow_port=free_port(), postgres_port=free_port(), s3_port=free_port(), workers=args.workers
-        )
+            root=root,
+            mlflow_port=free_port(),
+            postgres_port=free_port(),
+            s3_port=free_port(),
+            workers=args.workers,
+            auth=args.auth,
+        ),
+        auth_secrets=secrets_,
     )
     workers_label = args.workers or "default (4)"
-    print(f"Starting the native stack in {root} (mlflow server workers: {workers_label}) ...", flush=True)
+    mode = "classroom mode (basic-auth), one account per student" if args.auth else "no logins"
+    if args.auth:
+        mode += f", login cache {60 if args.auth_cache_ttl is None else args.auth_cache_ttl} s"
+    print(f"Starting the native stack in {root} (mlflow server workers: {workers_label}; {mode}) ...", flush=True)
     try:
         stack.start()
         client = MlflowClient(stack.tracking_uri)
-        experiment_id = client.create_experiment(EXPERIMENT_NAME)
+        if args.auth:  # each student their own account and experiment, as classroom.py makes them
+            accounts = make_accounts(stack, args.clients, secrets_["MLFLOW_AUTH_ADMIN_PASSWORD"])
+            logins = [(username, password) for username, password, _ in accounts]
+            experiment_ids = [experiment_id for _, _, experiment_id in accounts]
+        else:  # everyone in one experiment, no logins
+            logins = [None] * args.clients
+            experiment_ids = [client.create_experiment(EXPERIMENT_NAME)] * args.clients
         latencies: dict[str, list[float]] = defaultdict(list)
         errors: list[str] = []
         sent: dict[str, dict] = {}
         barrier = threading.Barrier(args.clients)
         threads = [
-            threading.Thread(target=student, args=(client, experiment_id, i, args, barrier, latencies, errors, sent))
+            threading.Thread(
+                target=student,
+                args=(client, experiment_ids[i], i, args, barrier, latencies, errors, sent, logins[i]),
+            )
             for i in range(args.clients)
         ]
         print(
@@ -177,7 +246,7 @@ def main() -> int:
         elapsed = time.perf_counter() - start
 
         every = [value for values in latencies.values() for value in values]
-        print(f"\nmlflow server workers: {workers_label}; clients: {args.clients}; wall time {elapsed:.1f} s")
+        print(f"\nmlflow server workers: {workers_label}; {mode}; clients: {args.clients}; wall time {elapsed:.1f} s")
         print(f"throughput: {len(every) / elapsed:.1f} requests/s, {len(sent) / elapsed:.2f} runs/s")
         print(
             f"latency, all requests: p50 {percentile(every, 0.5) * 1000:.0f} ms, "
@@ -192,7 +261,7 @@ def main() -> int:
         for line in errors[:10]:
             print("  " + line)
 
-        problems = verify(stack, experiment_id, sent)
+        problems = verify(stack, experiment_ids, sent)
         expected_runs = args.clients * args.runs
         lost = expected_runs - len(sent) + len(problems)
         print(

@@ -8,6 +8,7 @@ that server's URI and nothing else: clients know only ``MLFLOW_TRACKING_URI``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -24,9 +25,9 @@ from tracking_server.stack import NativeStack, StackConfig, StackError, postgres
 TEST_SERVER_WORKERS = 1
 
 
-@pytest.fixture(scope="session")
-def native_stack():
-    """The running stack: ``.tracking_uri``, ``.postgres_conninfo``, ``.s3_client()``, restarts."""
+@contextlib.contextmanager
+def running_stack(auth_secrets: dict[str, str] | None = None):
+    """The stack ``make stack`` starts (``make stack AUTH=1`` with ``auth_secrets``), on free ports in /tmp."""
     try:
         postgres_bin_dir()  # as root on Debian this installs PostgreSQL when it is missing
     except StackError as error:
@@ -42,7 +43,9 @@ def native_stack():
             postgres_port=harness.free_port(),
             s3_port=harness.free_port(),
             workers=TEST_SERVER_WORKERS,
-        )
+            auth=auth_secrets is not None,
+        ),
+        auth_secrets=auth_secrets,
     )
     try:
         stack.start()
@@ -51,6 +54,21 @@ def native_stack():
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def native_stack():
+    """The running stack: ``.tracking_uri``, ``.postgres_conninfo``, ``.s3_client()``, restarts."""
+    with running_stack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def backstage(native_stack):
+    """What lies behind the stack's server (SQL, bucket, restart), as tracking_server/check_stack.py reaches it."""
+    from tracking_server.check_stack import NativeBackstage
+
+    return NativeBackstage(native_stack)
 
 
 @pytest.fixture

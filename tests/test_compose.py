@@ -27,8 +27,9 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|TOKEN|_USER$")
 
 
 def requirement_pin(package: str) -> str:
+    """The version requirements.txt pins for ``package`` (with or without extras: mlflow[auth])."""
     for line in (REPO / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        if line.split("==")[0] == package:
+        if line.split("==")[0].split("[")[0] == package:
             return line.split("==")[1]
     raise AssertionError(f"{package} not pinned in requirements.txt")
 
@@ -90,7 +91,8 @@ def test_one_start_script_for_compose_and_the_native_stack():
     required = set(re.findall(r': "\$\{(\w+):\?', START_SCRIPT))
     assert required >= {"POSTGRES_PASSWORD", "MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"}
     assert required <= set(environment("mlflow"))
-    native = stack.NativeStack(stack.StackConfig(root=REPO / ".stack-not-created"))
+    # (MLFLOW_AUTH_CONFIG_PATH is required in classroom mode only: the native stack with --auth.)
+    native = stack.NativeStack(stack.StackConfig(root=REPO / ".stack-not-created", auth=True), auth_secrets={})
     assert required <= set(native.server_env())
 
 

@@ -55,6 +55,7 @@ class StackConfig:
     postgres_port: int = 15432
     s3_port: int = 9000
     workers: int | None = None  # None: mlflow server's own default
+    auth: bool = False  # classroom mode: MLflow's basic-auth app (logins, per-student permissions)
     db_password: str = field(default_factory=lambda: secrets.token_hex(16))
 
     @property
@@ -110,10 +111,25 @@ def _as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", POSTGRES_SYSTEM_USER, "--", *command]
 
 
+START_MARKER = "--- started by tracking_server/stack.py ---"
+
+
+def _last_error_line(log: Path) -> str:
+    """The ``error: ...`` line a service wrote to its log since its last start, if any."""
+    try:
+        lines = log.read_text(errors="replace").split(START_MARKER)[-1].splitlines()
+    except OSError:
+        return ""
+    return next((line.removeprefix("error: ") for line in reversed(lines) if line.startswith("error: ")), "")
+
+
 def _wait_for_http(url: str, what: str, log: Path, timeout: float, process=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
+            reason = _last_error_line(log)
+            if reason:  # already "<what>. <fix>"
+                raise StackError(reason.rstrip("."))
             raise StackError(f"{what} exited at start (code {process.returncode}). See {log}")
         try:
             with urllib.request.urlopen(url, timeout=2):
@@ -142,6 +158,8 @@ def _start_process(command: list[str], env: dict, log: Path, pid_file: Path) -> 
     """Start a long-running service in its own process group, logging to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as log_handle:
+        log_handle.write(f"{START_MARKER}\n".encode())
+        log_handle.flush()
         process = subprocess.Popen(
             command,
             env=env,
@@ -176,8 +194,12 @@ def _stop_process(pid_file: Path, expected_in_cmdline: str, timeout: float = 20)
 class NativeStack:
     """Start/stop the three services; each one separately too (the durability test restarts two)."""
 
-    def __init__(self, config: StackConfig):
+    def __init__(self, config: StackConfig, auth_secrets: dict[str, str] | None = None):
+        """``auth_secrets``: the admin password and Flask secret key for classroom mode
+        (``MLFLOW_AUTH_ADMIN_PASSWORD``, ``MLFLOW_FLASK_SERVER_SECRET_KEY``); by default read from
+        the environment, then from the repository's ``.env`` (see ``classroom_secrets``)."""
         self.config = config
+        self._auth_secrets = auth_secrets
         self.pg_dir = config.root / "postgres"
         self.pg_data = self.pg_dir / "data"
         self.pg_log = self.pg_dir / "postgres.log"
@@ -363,6 +385,11 @@ class NativeStack:
         )
         if self.config.workers:
             env["MLFLOW_WORKERS"] = str(self.config.workers)
+        if self.config.auth:  # start-server.sh checks the secrets and writes the settings file
+            secrets_ = self._auth_secrets if self._auth_secrets is not None else classroom_secrets()
+            env.update(secrets_)
+            env["MLFLOW_APP_NAME"] = "basic-auth"
+            env["MLFLOW_AUTH_CONFIG_PATH"] = str(self.config.root / "basic_auth.ini")
         # The repository's default-store hook must not point the server's own processes elsewhere.
         env["MLFLOW_TRACKING_URI"] = self.tracking_uri
         return env
@@ -380,6 +407,36 @@ class NativeStack:
         _stop_process(self.config.root / "mlflow-server.pid", "mlflow")
 
 
+# --- classroom mode's secrets --------------------------------------------------------------------
+CLASSROOM_SECRETS = ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
+ENV_FILE = REPO_ROOT / ".env"
+
+
+def read_env_file(path: Path = ENV_FILE) -> dict[str, str]:
+    """``KEY=value`` lines of a docker-compose ``.env`` file (comments and blank lines skipped)."""
+    if not path.exists():
+        return {}
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+CLASSROOM_OPTIONS = ("MLFLOW_AUTH_CACHE_TTL_SECONDS",)  # optional; start-server.sh has the default
+
+
+def classroom_secrets(env_file: Path = ENV_FILE) -> dict[str, str]:
+    """The same settings as the compose stack: from the environment, else from ``.env``."""
+    from_file = read_env_file(env_file)
+    settings = {name: os.environ.get(name) or from_file.get(name, "") for name in CLASSROOM_SECRETS}
+    for name in CLASSROOM_OPTIONS:
+        if os.environ.get(name) or from_file.get(name):
+            settings[name] = os.environ.get(name) or from_file[name]
+    return settings
+
+
 # --- command line ------------------------------------------------------------------------------
 
 
@@ -389,6 +446,7 @@ def _config_from_args(args) -> StackConfig:
     for name in ("mlflow_port", "postgres_port", "s3_port", "workers"):
         if getattr(args, name, None):
             setattr(config, name, getattr(args, name))
+    config.auth = args.auth  # chosen at each `up`: `make stack AUTH=1` or not
     return config
 
 
@@ -404,6 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres-port", type=int, help="default 15432")
     parser.add_argument("--s3-port", type=int, help="default 9000")
     parser.add_argument("--workers", type=int, help="mlflow server worker processes (default: mlflow's)")
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="classroom mode: MLflow's basic-auth app; admin password and Flask secret key from .env",
+    )
     args = parser.parse_args(argv)
     config = _config_from_args(args)
     stack = NativeStack(config)
@@ -417,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             print("Point any example at it (Linux/macOS; Windows: see tracking_server/README.md):")
             print(f"  export MLFLOW_TRACKING_URI={stack.tracking_uri}")
+            if config.auth:
+                print("Classroom mode is on: log in as admin with MLFLOW_AUTH_ADMIN_PASSWORD from .env, and make")
+                print("students' accounts with:  python tracking_server/classroom.py users roster.csv")
             print("Stop it with:  make stack-down")
         elif args.command == "down":
             stack.stop()
@@ -425,6 +491,8 @@ def main(argv: list[str] | None = None) -> int:
             running = stack.postgres_running() if stack.pg_data.exists() else False
             print(f"PostgreSQL running: {running}; MLflow URI: {stack.tracking_uri}")
     except StackError as error:
+        if args.command == "up":
+            stack.stop()  # leave nothing half-started behind
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
