@@ -195,6 +195,8 @@ JSON_CHAR_MAX_BYTES = 6  # one character of a JSON string takes at most 6 bytes:
 _FIXED_BYTES = {"boolean": 6, "null": 5, "integer": 18, "number": 53}  # "false" / 16 digits, sign, ..., + a space
 _FORMAT_BYTES = {"date": 13, "time": 21, "date-time": 32}  # quoted, + a space
 _BOUNDED_STRING_KEYS = {"enum", "const", "pattern", "format", "maxLength"}  # not free text
+# One character of a JSON string: anything but a quote, a backslash or a control character; or an escape.
+JSON_STRING_CHAR_RULE = r'[^"\\\x7F\x00-\x1F] | [\\] (["\\bfnrt] | "u" [0-9a-fA-F]{4})'
 
 
 class OutputBudgetError(ValueError):
@@ -324,6 +326,11 @@ def register_chat_handler() -> None:
     from fastapi import HTTPException
     from llama_cpp import llama_chat_format, llama_grammar
 
+    # llama-cpp-python 0.3.36's JSON-schema converter lets a string hold raw control characters (a
+    # newline, ...), which JSON forbids: strict parsers reject such output. llama.cpp's own
+    # converter (and llama-cpp-python's JSON_GBNF) exclude them: use that rule for every schema.
+    llama_grammar.PRIMITIVE_RULES["char"] = llama_grammar.BuiltinRule(JSON_STRING_CHAR_RULE, [])
+
     templates = {}  # one per loaded model: its own GGUF chat template
 
     def own_template(llama):
@@ -352,15 +359,19 @@ def register_chat_handler() -> None:
             ) from None
         return schema, (longest + 1 if longest is not None else max_tokens or DEFAULT_MAX_TOKENS)
 
-    def require_json(text: str, what: str) -> None:
+    def require_json(text: str, what: str, response: dict) -> None:
         try:
             json.loads(text)
-        except (TypeError, ValueError):
-            raise RuntimeError(f"{what} is not complete JSON (cut off?): {str(text)[:200]!r}") from None
+        except (TypeError, ValueError) as error:
+            raise RuntimeError(
+                f"{what} is not valid JSON ({error}; finish_reason {response['choices'][0]['finish_reason']}, "
+                f"{response['usage']['completion_tokens']} tokens): {str(text)[:2000]!r}"
+            ) from None
 
-    def require_json_arguments(calls) -> None:
-        for call in calls:
-            require_json(call["function"]["arguments"], f"the arguments of the call of {call['function']['name']}")
+    def require_json_arguments(response: dict) -> None:
+        for call in response["choices"][0]["message"]["tool_calls"]:
+            what = f"the arguments of the call of {call['function']['name']}"
+            require_json(call["function"]["arguments"], what, response)
 
     def function_calling_prompt(messages, tools, name: str) -> str:
         """The prompt chatml-function-calling sends to force a call of ``name`` (it ends with
@@ -408,7 +419,7 @@ def register_chat_handler() -> None:
             **kwargs,
         )
         if not stream:
-            require_json_arguments(response["choices"][0]["message"]["tool_calls"])
+            require_json_arguments(response)
         return response
 
     def answer_in_text(llama, messages, stream: bool, max_tokens, response_format=None, **kwargs):
@@ -428,7 +439,7 @@ def register_chat_handler() -> None:
             **kwargs,
         )
         if not stream and (response_format or {}).get("type") == "json_object":
-            require_json(response["choices"][0]["message"]["content"], "the structured output")
+            require_json(response["choices"][0]["message"]["content"], "the structured output", response)
         return response
 
     def chat_handler(llama, messages, tools=None, tool_choice=None, stream=False, seed=None, **kwargs):
@@ -446,9 +457,8 @@ def register_chat_handler() -> None:
             response = llama_chat_format.chatml_function_calling(
                 llama, messages, tools=bounded_tools, tool_choice="auto", **kwargs
             )
-            calls = response["choices"][0]["message"].get("tool_calls")
-            if calls:
-                require_json_arguments(calls)
+            if response["choices"][0]["message"].get("tool_calls"):
+                require_json_arguments(response)
                 return response
             # It chose a message; llama.cpp's message branch of that format returns empty text,
             # so the answer is written with the model's own chat template below.
