@@ -233,6 +233,28 @@ def test_missing_model_file_is_one_clear_line_and_exit_2(tmp_path):
     assert "make local-llm-install" in lines[0]
 
 
+def test_a_port_in_use_is_refused_but_one_a_stopped_server_left_in_time_wait_is_free():
+    import socket
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with pytest.raises(serve.LocalLLMError, match=f"cannot listen on 127.0.0.1:{port}"):
+        serve.check_port_free("127.0.0.1", port)
+
+    # A server that stops while a client is still connected leaves the port in TIME_WAIT.
+    client = socket.create_connection(("127.0.0.1", port))
+    connection, _ = listener.accept()
+    connection.close()  # the server side closes first
+    listener.close()
+    try:
+        serve.check_port_free("127.0.0.1", port)  # a restarted server may listen again
+    finally:
+        client.close()
+
+
 # --- the real server -------------------------------------------------------------------------------
 
 

@@ -520,6 +520,10 @@ def build_app(model_path: Path, defaults: dict | None = None):
 
 def check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        if os.name != "nt":
+            # As uvicorn binds: a port a stopped server left in TIME_WAIT is free, one in use is not.
+            # (On Windows this option would let two servers share the port, so it stays off there.)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
