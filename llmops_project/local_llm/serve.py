@@ -47,7 +47,10 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -531,6 +534,30 @@ def check_port_free(host: str, port: int) -> None:
                 f"cannot listen on {host}:{port} ({error.strerror}): is the local LLM already running? "
                 f"Stop it, or choose another port with --port"
             ) from None
+
+
+def start_in_background(port: int, log_path: Path, *options: str, timeout: float = 180) -> subprocess.Popen:
+    """Run this server in a subprocess on 127.0.0.1:``port`` (its output in ``log_path``) and wait
+    until it answers GET /v1/models. For tests and benchmarks; stop it with ``terminate()``.
+    Raises LocalLLMError, with the end of the log, when it exits or does not answer in time."""
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--port", str(port), *options],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    deadline = time.monotonic() + timeout
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+            return server
+        except OSError:
+            time.sleep(0.5)
+    problem = f"exited with {server.returncode}" if server.poll() is not None else f"did not answer in {timeout:.0f} s"
+    server.kill()
+    server.wait()
+    raise LocalLLMError(f"serve.py {problem}:\n{Path(log_path).read_text()[-4000:]}")
 
 
 def parse_args(argv=None):
