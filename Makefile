@@ -137,12 +137,14 @@ compose-check: dev-install
 	docker compose down -v; exit $$status
 
 # --- the offline LLM -------------------------------------------------------------------------
-# Optional extra (not in requirements.txt): llama-cpp-python compiles for ~5 min the first time.
+# Optional extra (not in requirements.txt): llama-cpp-python compiles llama.cpp the first time
+# (~5 min on 2 cores; pip caches the build, so later installs take seconds). install.py says so,
+# shows the build's progress, and stops at once with one line if there is no C/C++ compiler.
 # Re-installs only when requirements-local-llm.txt changes, so CI re-runs are cheap.
 LOCAL_LLM_PORT ?= 8080
 
 $(VENV)/.local-llm-installed: requirements-local-llm.txt $(VENV)/.installed
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc 2>/dev/null || echo 2) $(PY) -m pip install --quiet -r requirements-local-llm.txt
+	@$(PY) llmops_project/local_llm/install.py
 	@touch $@
 
 local-llm-install: $(VENV)/.local-llm-installed

