@@ -7,10 +7,10 @@ Starts llmops_project/local_llm/serve.py on a free port and runs the agent of
 ``mlflow.langchain.autolog()`` into a throw-away store. Then it counts, per run, the traces that
 contain a ``web_search_tool`` span. Target (issue 9): at least 3 of 4.
 
-With the middleware below (the default) the agent's first model call sends
+With the entry point's ``search_first`` middleware (the default) the agent's first model call sends
 ``tool_choice="required"``: the local server then always makes that call a tool call, of a tool
-the request offered, with arguments the model writes. ``--no-middleware`` runs the agent as it is
-without it (``tool_choice`` unset: the model chooses).
+the request offered, with arguments the model writes. ``--no-middleware`` runs the agent without
+it (``tool_choice`` unset: the model chooses).
 
     .venv/bin/python benchmarks/offline_agent_tool_calls.py [--questions 4] [--repeat 3] [--no-middleware]
 """
@@ -31,23 +31,10 @@ SERVE = PROJECT_DIR / "local_llm" / "serve.py"
 sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
-from langchain.agents.middleware import ModelRequest, ModelResponse, wrap_model_call  # noqa: E402
+from generate_answers_with_agent import search_first, web_search_tool  # noqa: E402  the entry point's own
 
+from quiz import search  # noqa: E402
 from tests.harness import free_port  # noqa: E402
-
-# --- the middleware validated here (for generate_answers_with_agent.py) -------------------------
-
-
-@wrap_model_call
-def search_before_answering(request: ModelRequest, handler) -> ModelResponse:
-    """The tools prompt says "Always use the provided web search tool": the agent's first model
-    call must call a tool (OpenAI's tool_choice="required"); after the tool's result it chooses."""
-    if not any(message.type == "tool" for message in request.messages):
-        request = request.override(tool_choice="required")
-    return handler(request)
-
-
-# -------------------------------------------------------------------------------------------------
 
 
 def questions(count: int) -> list[dict]:
@@ -75,15 +62,13 @@ def run_agent(base_url: str, count: int, middleware: bool) -> tuple[int, int, fl
     from langchain.agents import create_agent
     from langchain_openai import ChatOpenAI
 
-    from quiz import search
-
     experiment = mlflow.set_experiment(f"agent-{time.time_ns()}")
     mlflow.langchain.autolog()
     agent = create_agent(
         ChatOpenAI(model="gpt-5-mini", base_url=base_url, api_key="local", temperature=0.7, max_tokens=1500),
-        tools=[search.make_web_search_tool(search.OfflineSearch(), 3)],
+        tools=[web_search_tool],
         system_prompt=system_prompt(),
-        middleware=[search_before_answering] if middleware else [],
+        middleware=[search_first] if middleware else [],
     )
     started = time.perf_counter()
     for question in questions(count):
@@ -99,12 +84,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-middleware", action="store_true", help="run the agent without search_before_answering")
+    parser.add_argument("--no-middleware", action="store_true", help="run the agent without search_first")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="offline-agent-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir.as_posix()}/mlflow.db"
     os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = f"{workdir.as_posix()}/mlartifacts"
+    search.use_backend("offline", max_results=3)  # the bundled corpus; search_results_count 3
     port = free_port()
     server = serve.start_in_background(port, workdir / "server.log")
     try:
@@ -114,7 +100,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"middleware: {'none' if args.no_middleware else 'search_before_answering'}; store: {workdir}")
+    print(f"middleware: {'none' if args.no_middleware else 'search_first'}; store: {workdir}")
 
 
 if __name__ == "__main__":

@@ -218,6 +218,20 @@ def test_unbounded_schemas_are_left_without_a_guarantee():
     assert bounded["properties"]["tags"]["items"]["maxLength"] == serve.TEXT_MAX_CHARS
 
 
+def test_the_model_is_re_encoded_once_as_q8_0_and_cached(tmp_path, monkeypatch):
+    if importlib.util.find_spec("llama_cpp") is None or serve.bundled_model_path() is None:
+        pytest.skip("the offline LLM extra is not installed (optional): make local-llm-install")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    prepared = serve.prepared_model(serve.bundled_model_path())
+    assert prepared == tmp_path / "mlops-course-local-llm" / serve.PREPARED_FILE
+    assert prepared.read_bytes()[:4] == b"GGUF"
+    assert prepared.stat().st_size > serve.bundled_model_path().stat().st_size  # 8 bits a weight, not 4
+    made = prepared.stat().st_mtime_ns
+    assert serve.prepared_model(serve.bundled_model_path()) == prepared  # cached: not made again
+    assert prepared.stat().st_mtime_ns == made
+    assert list(prepared.parent.iterdir()) == [prepared]  # no partial file left behind
+
+
 def test_missing_model_file_is_one_clear_line_and_exit_2(tmp_path):
     completed = subprocess.run(
         [sys.executable, str(SERVE), "--model", str(tmp_path / "absent.gguf")],

