@@ -20,6 +20,7 @@ stopped at the end. Without either, they are skipped and the walk ends by saying
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shlex
@@ -336,13 +337,12 @@ def serve_and_curl(command: str, folder: str, env: dict) -> int:
 
 
 def stop(process: subprocess.Popen) -> None:
-    """Stop a server we started, and what it started (its process group, where there are groups)."""
-    if hasattr(os, "killpg"):
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-    else:  # Windows
+    """Stop a server we started, and what it started (its process group, where it has one)."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (AttributeError, ProcessLookupError):  # Windows, or a server not leading its own group
         process.terminate()
     try:
         process.wait(timeout=30)
@@ -352,35 +352,24 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def start_offline_llm(walk: Walk, env: dict):
-    """The offline model of llmops_project/local_llm, on a free port; None when it is not installed."""
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
+    """The offline model of llmops_project/local_llm on a free port (its serve.py starts it); None,
+    with the reason in ``walk.llm``, when it is not installed or does not start."""
+    spec = importlib.util.spec_from_file_location("local_llm_serve", LOCAL_LLM)
+    serve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve)
+    if importlib.util.find_spec("llama_cpp") is None or serve.bundled_model_path() is None:
         walk.llm = "no OPENAI_API_KEY is set and the offline model is not installed"
         return None
     port = next(p for p in range(8080, 8180) if not default_store.port_in_use(p))
+    log = REPO_ROOT / ".local-llm" / "present-server.log"
     print(f"No OPENAI_API_KEY: starting the offline model (SmolLM2-135M on llama.cpp) on 127.0.0.1:{port} ...")
-    log = open(REPO_ROOT / ".local-llm" / "present-server.log", "w")  # noqa: SIM115 (closed in finish)
-    server = subprocess.Popen(
-        [sys.executable, str(LOCAL_LLM), "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    for _ in range(240):
-        if server.poll() is not None:
-            walk.llm = f"the offline model did not start (see {log.name})"
-            return None
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            env.update(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="local")
-            return server
-        except OSError:
-            time.sleep(0.5)
-    stop(server)
-    walk.llm = f"the offline model did not answer within 2 minutes (see {log.name})"
-    return None
+    try:
+        server = serve.start_in_background(port, log)
+    except serve.LocalLLMError as problem:
+        walk.llm = f"the offline model did not start ({str(problem).splitlines()[0]}; see {log})"
+        return None
+    env.update(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="local")
+    return server
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""A deterministic OpenAI-compatible test server on 127.0.0.1, for llmops_project tests and benchmark.
+"""A deterministic OpenAI-compatible test server on 127.0.0.1, for llmops_project tests and benchmarks.
 
 ``FakeOpenAIServer`` answers the three kinds of request the project sends:
 
@@ -9,7 +9,7 @@
 
 It can be told to fail the next N requests with HTTP 500 (``fail_next``), to delay every request
 (``delay``), and it records every request body (``requests``). ``GET /v1/models`` answers 200.
-The fixture ``llm_server`` starts one per test; ``benchmark.py`` starts one itself.
+The fixture ``llm_server`` starts one per test; ``benchmarks/llm_generation_loop.py`` starts one itself.
 """
 
 from __future__ import annotations
