@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import mlflow
 from mlflow.tracking import MlflowClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,8 @@ def time_train(store: Path):
     subprocess.run(command, env=env, check=True)
     wall = time.perf_counter() - started
     cpu = None if cpu_before is None else cpu_seconds_of_children() - cpu_before
-    client = MlflowClient(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)  # the comparison below reads the run's split and model here
+    client = MlflowClient()
     experiment = client.get_experiment_by_name("benchmark")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
@@ -88,7 +90,6 @@ def time_train(store: Path):
 
 def compare_with_plain_search(parent, children) -> bool:
     """GridSearchCV over the same grid, split and folds; True when every score is identical."""
-    import mlflow
     from sklearn.base import clone
 
     from census import data, search
