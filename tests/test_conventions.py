@@ -4,6 +4,7 @@ can be copied alone), its one-line errors, and the "next command" lines printed 
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -103,3 +104,20 @@ def test_a_user_error_is_one_line_and_exit_status_2(capsys):
         cli.run(main)
     assert exited.value.code == 2
     assert capsys.readouterr().err == "error: run_id: no run 'x'. Copy the id printed by train\n"
+
+
+def test_every_ui_screenshot_is_one_the_tour_takes_and_a_readme_shows():
+    """docs/ui/ holds exactly the PNGs `make tour` writes; each README image link resolves, and each
+    screenshot is shown in some README (so a renamed step or a stale PNG fails here, not on GitHub)."""
+    import re
+
+    tour = (REPO_ROOT / "docs" / "ui_tour.py").read_text()
+    taken = set(re.findall(r'self\.shoot\(ui, "([\w-]+)"\)', tour))
+    committed = {png.stem for png in (REPO_ROOT / "docs" / "ui").glob("*.png")}
+    assert committed == taken, "docs/ui/ differs from make tour's steps: run `make demo` then `make tour`"
+    shown = set()
+    for readme in REPO_ROOT.glob("*/README.md"):
+        for target in re.findall(r"!\[[^\]]+\]\(([^)]+\.png)\)", readme.read_text()):
+            assert (readme.parent / target).resolve().is_file(), f"{readme.relative_to(REPO_ROOT)}: {target} missing"
+            shown.add(Path(target).stem)
+    assert taken <= shown, f"screenshots no README shows: {sorted(taken - shown)}"
