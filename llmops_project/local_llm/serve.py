@@ -445,7 +445,7 @@ def register_chat_handler() -> None:
     def call_function(llama, messages, tools, name: str, stream: bool, max_tokens, **kwargs):
         """A call of ``name``, its arguments constrained to its schema and fitted to the budget."""
         offered = tools
-        tools = [with_tool_schema(tool, with_bounded_strings(tool_schema(tool), TEXT_MAX_CHARS)) for tool in offered]
+        tools = with_bounded_arguments(offered)
         prompt = function_calling_prompt(messages, tools, name)
         index = next(i for i, tool in enumerate(offered) if tool["function"]["name"] == name)
         schema, max_tokens = fitted(llama, tool_schema(offered[index]), prompt, max_tokens)
@@ -494,9 +494,8 @@ def register_chat_handler() -> None:
         # 'auto': the model chooses, unless the last message is a tool's result (then it answers,
         # so an agent loop makes at most one round of tool calls) or the client streams.
         if tools and tool_choice in (None, "auto") and not stream and messages[-1]["role"] != "tool":
-            bounded_tools = [with_tool_schema(t, with_bounded_strings(tool_schema(t), TEXT_MAX_CHARS)) for t in tools]
             response = llama_chat_format.chatml_function_calling(
-                llama, messages, tools=bounded_tools, tool_choice="auto", **kwargs
+                llama, messages, tools=with_bounded_arguments(tools), tool_choice="auto", **kwargs
             )
             if response["choices"][0]["message"].get("tool_calls"):
                 require_json_arguments(response)
@@ -514,6 +513,11 @@ def tool_schema(tool: dict) -> dict:
 
 def with_tool_schema(tool: dict, schema: dict) -> dict:
     return {**tool, "function": {**tool["function"], "parameters": schema}}
+
+
+def with_bounded_arguments(tools: list[dict]) -> list[dict]:
+    """The tools with every free-text argument at most TEXT_MAX_CHARS characters (see 2. above)."""
+    return [with_tool_schema(tool, with_bounded_strings(tool_schema(tool), TEXT_MAX_CHARS)) for tool in tools]
 
 
 class _PromptBuilt(Exception):
