@@ -477,23 +477,19 @@ def test_a_tool_choice_the_request_does_not_allow_is_a_bad_request(local_llm):
 
 @pytest.mark.local_llm
 def test_a_langchain_agent_whose_first_call_requires_a_tool_searches_then_answers(local_llm):
-    # The mechanism generate_answers_with_agent uses offline: a create_agent middleware sets
-    # tool_choice="required" on the agent's first model call; later calls choose freely.
+    # generate_answers_with_agent's own middleware, search_first: it sets tool_choice="required" on
+    # the agent's first model call; later calls choose freely. The tool is a stand-in with one result.
     from langchain.agents import create_agent
-    from langchain.agents.middleware import wrap_model_call
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
+
+    sys.path.insert(0, str(REPO_ROOT / PROJECT))  # the entry point's folder, as its scripts import it
+    from generate_answers_with_agent import search_first
 
     @tool
     def web_search_tool(query: str) -> str:
         """Search the web for information about a query."""
         return "- [Unit testing](https://en.wikipedia.org/wiki/Unit_testing)\nA unit test checks one small part."
-
-    @wrap_model_call
-    def search_first(request, handler):
-        if not any(message.type == "tool" for message in request.messages):
-            request = request.override(tool_choice="required")
-        return handler(request)
 
     model = ChatOpenAI(model="gpt-5-mini", base_url=local_llm, api_key="local", temperature=0, seed=SEED, max_tokens=80)
     agent = create_agent(
