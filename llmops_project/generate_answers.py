@@ -45,7 +45,9 @@ def main() -> None:
         print(f"Answering {len(questions)} questions with {args.model} at {provider.endpoint()}")
         answers = generation.answer_all(questions, answer, concurrency=args.concurrency)
         # The answers table (evaluate_responses reads it) and the run's metrics
-        mlflow.log_text(generation.answers_table(answers, user, args.model).to_csv(index=False), "answers.csv")
+        mlflow.log_text(
+            generation.answers_table(answers, user, args.model).to_csv(index=False), generation.ANSWERS_ARTIFACT
+        )
         mlflow.log_metrics(generation.summarize(answers))
         generation.report(answers, args.max_failure_rate)
 

@@ -76,7 +76,9 @@ def main() -> None:
         print(f"Answering {len(questions)} questions with an agent on {args.model} at {provider.endpoint()}")
         print(f"Search backend: {backend.name}, at most {args.search_results_count} results per search")
         answers = generation.answer_all(questions, answer, concurrency=args.concurrency)
-        mlflow.log_text(generation.answers_table(answers, user, args.model).to_csv(index=False), "answers.csv")
+        mlflow.log_text(
+            generation.answers_table(answers, user, args.model).to_csv(index=False), generation.ANSWERS_ARTIFACT
+        )
         mlflow.log_metrics(generation.summarize(answers))
         generation.report(answers, args.max_failure_rate)
 

@@ -11,8 +11,7 @@ import mlflow
 
 import cli
 from quiz import PROMPTS_DIR
-
-ALIAS = "production"
+from quiz.generation import ALIAS  # "production": what the generation entry points load
 
 
 def main() -> None:

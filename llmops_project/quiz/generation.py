@@ -176,7 +176,7 @@ def report(answers: pd.DataFrame, max_failure_rate: float) -> None:
     """Print how it went; fail the run when no question, or too many, were answered."""
     mlflow.flush_trace_async_logging()  # every trace stored before the run ends, failed or not
     failed = answers[answers["status"] == "failed"]
-    print(f"Answered {len(answers) - len(failed)}/{len(answers)} questions; answers.csv logged.")
+    print(f"Answered {len(answers) - len(failed)}/{len(answers)} questions; {ANSWERS_ARTIFACT} logged.")
     if len(failed):
         print(f"{len(failed)} question(s) failed, first error: {failed['error'].iloc[0]}")
     if len(failed) == len(answers):
@@ -187,7 +187,7 @@ def report(answers: pd.DataFrame, max_failure_rate: float) -> None:
     if len(failed) / len(answers) > max_failure_rate:
         raise cli.UserError(
             f"{len(failed)} of {len(answers)} questions failed, more than max_failure_rate={max_failure_rate}. "
-            "See the 'error' column of answers.csv, fix the provider, or raise -P max_failure_rate"
+            f"See the 'error' column of {ANSWERS_ARTIFACT}, fix the provider, or raise -P max_failure_rate"
         )
 
 
