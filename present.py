@@ -79,11 +79,11 @@ class Walk:
         """The newest run named ``run_name`` in ``experiment`` or, for a dated experiment name, in the
         newest experiment of the same name with another date (so --from N finds an earlier walk's)."""
         client = mlflow.MlflowClient()
-        family = re.sub(r"-\d{4}(-\d{2}){4}$", "", experiment)
+        family = _undated(experiment)
         experiments = [experiment] + [
             e.name
             for e in client.search_experiments(order_by=["creation_time DESC"])
-            if e.name != experiment and family != experiment and re.sub(r"-\d{4}(-\d{2}){4}$", "", e.name) == family
+            if e.name != experiment and family != experiment and _undated(e.name) == family
         ]
         where = f"attributes.run_name = '{run_name}'" + (f" and attributes.status = '{status}'" if status else "")
         for name in experiments:
@@ -108,21 +108,45 @@ class Step:
     llm: bool = False
 
 
+def _undated(experiment: str) -> str:
+    """An experiment name without the walk's date stamp (adult-classifier-2026-11-23-19-58 -> adult-classifier)."""
+    return re.sub(r"-\d{4}(-\d{2}){4}$", "", experiment)
+
+
 def _model_id(walk: Walk) -> str:
     run = walk.newest_run("autologging-example", "autologging_run", "FINISHED")
     return run.outputs.model_outputs[0].model_id
+
+
+def _logged_model_page(walk: Walk) -> str:
+    model_id = _model_id(walk)
+    experiment_id = mlflow.MlflowClient().get_logged_model(model_id).experiment_id
+    return f"{walk.ui}/#/experiments/{experiment_id}/models/{model_id}"
 
 
 def _census_train(walk: Walk):
     return walk.newest_run(walk.census, "train-both", "FINISHED")
 
 
-def _census_model(walk: Walk) -> str:
-    return f"models:/{_census_train(walk).outputs.model_outputs[0].model_id}"
+def _census_test_command(walk: Walk) -> str:
+    """The talk's test command for the newest training run and the model it logged."""
+    train = _census_train(walk)
+    return (
+        f"mlflow run -e test --env-manager=local --experiment-name {walk.census} . "
+        f"-P run_id={train.info.run_id} -P model_uri=models:/{train.outputs.model_outputs[0].model_id}"
+    )
 
 
 def _generation(walk: Walk):
     return walk.newest_run(walk.answers, "generate-basic-gpt-4.1-mini", "FINISHED")
+
+
+def _evaluate_command(walk: Walk) -> str:
+    generation = _generation(walk)
+    return (
+        f"mlflow run -e evaluate_responses --env-manager=local --experiment-id {generation.info.experiment_id} . "
+        f"-P generation_run_id={generation.info.run_id}"
+    )
 
 
 def _quick(walk: Walk, *params: str) -> str:
@@ -166,20 +190,14 @@ STEPS = [
             f'mlflow models predict --env-manager local -m "models:/{_model_id(walk)}" -i serving_input_example.json'
         ),
         'the predictions: {"predictions": [0, 1, 2]}; the logged model in the UI',
-        lambda walk: (
-            f"{walk.ui}/#/experiments/"
-            f"{mlflow.MlflowClient().get_logged_model(_model_id(walk)).experiment_id}/models/{_model_id(walk)}"
-        ),
+        _logged_model_page,
     ),
     Step(
         "Model serving via MLflow (pt. 2): a web endpoint",
         "autologging_example",
         lambda walk: f'mlflow models serve --env-manager local -m "models:/{_model_id(walk)}" -p {walk.serve_port}',
         "the same predictions, over HTTP, from the curl request shown",
-        lambda walk: (
-            f"{walk.ui}/#/experiments/"
-            f"{mlflow.MlflowClient().get_logged_model(_model_id(walk)).experiment_id}/models/{_model_id(walk)}"
-        ),
+        _logged_model_page,
     ),
     Step(
         "Model registration via MLflow (pt. 1-4): the Register button, as a command",
@@ -222,10 +240,7 @@ STEPS = [
     Step(
         "MLflow Project Example (pt. 6): test the best model",
         "census_project",
-        lambda walk: (
-            f"mlflow run -e test --env-manager=local --experiment-name {walk.census} . "
-            f"-P run_id={_census_train(walk).info.run_id} -P model_uri={_census_model(walk)}"
-        ),
+        _census_test_command,
         "test metrics and charts/ (confusion matrix, ROC, precision-recall, calibration)",
         lambda walk: walk.run_link(walk.newest_run(walk.census, "test", "FINISHED")),
     ),
@@ -270,10 +285,7 @@ STEPS = [
     Step(
         "Exemplifying MLflow for LLM Applications (pt. 9): evaluate the answers",
         "llmops_project",
-        lambda walk: (
-            f"mlflow run -e evaluate_responses --env-manager=local --experiment-id "
-            f"{_generation(walk).info.experiment_id} . -P generation_run_id={_generation(walk).info.run_id}"
-        ),
+        _evaluate_command,
         "the evaluation run, and the assessments (english, correctness, ...) on each trace",
         lambda walk: walk.run_link(walk.newest_run(walk.answers, "evaluate", "FINISHED")),
         llm=True,
