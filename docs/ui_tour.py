@@ -355,7 +355,7 @@ class Tour:
         finished = newest([r for r in runs if r.info.status == "FINISHED"])
         failed = newest([r for r in runs if r.info.status == "FAILED"])
         if not (finished and failed):
-            return "experiment logging_example needs a finished and a failed run (make demo-tracking)"
+            return "experiment logging_example needs a finished and a failed run (make demo)"
         experiment_id, run_id = experiment.experiment_id, finished.info.run_id
         ui.open(f"/experiments/{experiment_id}/runs")
         ui.run_link(run_id).wait_for()
@@ -384,7 +384,7 @@ class Tour:
         models = self.client.search_logged_models([experiment.experiment_id]) if experiment else []
         model = newest(models, key=lambda m: m.creation_timestamp)
         if model is None:
-            return "experiment autologging-example has no logged model (make demo-autologging)"
+            return "experiment autologging-example has no logged model (make demo)"
         experiment_id, run_id = experiment.experiment_id, model.source_run_id
         run = self.client.get_run(run_id)
         ui.open(f"/experiments/{experiment_id}/runs/{run_id}", run_id, sorted(run.data.metrics)[0])
@@ -402,7 +402,7 @@ class Tour:
 
         versions = self.client.search_model_versions(f"run_id = '{run_id}'")
         if not versions:
-            return "the autologged model is not registered (make demo-autologging runs -e register)"
+            return "the autologged model is not registered (make demo runs -e register)"
         name = versions[0].name
         registered = self.client.get_registered_model(name)
         ui.open("/models")
@@ -438,7 +438,7 @@ class Tour:
     def llmops(self, ui: UiPage) -> str | None:
         prompts = self.client.search_prompts()
         if not prompts:
-            return "no registered prompt (make demo-llmops)"
+            return "no registered prompt (make demo)"
         ui.open("/prompts", *[p.name for p in prompts])
         self.shoot(ui, "llmops-pt5-prompts")
 
@@ -452,7 +452,7 @@ class Tour:
         traces = traces_of_store(self.client)
         assessed = next((t for t in traces if feedback_names(t)), None)
         if assessed is None:
-            return "no trace with assessments (make demo-llmops: generate_answers, then evaluate_responses)"
+            return "no trace with assessments (make demo runs generate_answers, then evaluate_responses)"
         open_trace(ui, assessed)
         self.shoot(ui, "llmops-pt8-trace")
         show_assessments(ui, assessed)
