@@ -18,7 +18,6 @@ it (``tool_choice`` unset: the model chooses).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import tempfile
@@ -33,26 +32,20 @@ sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
 from generate_answers_with_agent import search_first, web_search_tool  # noqa: E402  the entry point's own
 
-from quiz import search  # noqa: E402
+from quiz import PROMPTS_DIR, generation, search  # noqa: E402
+from quiz.questions import load_questions  # noqa: E402
 from tests.harness import free_port  # noqa: E402
 
 
-def questions(count: int) -> list[dict]:
-    with open(PROJECT_DIR / "questions.csv", newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file, skipinitialspace=True))[:count]
+def user_template():
+    """prompts/basic.txt as the prompt registry would hand it to the entry point."""
+    from mlflow.entities.model_registry import PromptVersion
 
-
-def user_prompt(question: dict) -> str:
-    template = (PROJECT_DIR / "prompts" / "basic.txt").read_text(encoding="utf-8")
-    for name, value in (("category", question["Category"]), ("question", question["Question"])):
-        template = template.replace("{{" + name + "}}", value)
-    return template.replace("{{weight}}", question["Weight"])
+    return PromptVersion(name="basic", version=1, template=(PROMPTS_DIR / "basic.txt").read_text(encoding="utf-8"))
 
 
 def system_prompt() -> str:
-    parts = [
-        (PROJECT_DIR / "prompts" / f"{name}.txt").read_text(encoding="utf-8").strip() for name in ("system", "tools")
-    ]
+    parts = [(PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8").strip() for name in ("system", "tools")]
     return "\n\n".join(parts)
 
 
@@ -70,9 +63,10 @@ def run_agent(base_url: str, count: int, middleware: bool) -> tuple[int, int, fl
         system_prompt=system_prompt(),
         middleware=[search_first] if middleware else [],
     )
+    user = user_template()
     started = time.perf_counter()
-    for question in questions(count):
-        agent.invoke({"messages": [{"role": "user", "content": user_prompt(question)}]})
+    for question in load_questions(max_questions=count):
+        agent.invoke({"messages": [{"role": "user", "content": generation.user_message(user, question)}]})
     seconds = time.perf_counter() - started
     mlflow.flush_trace_async_logging()
     traces = mlflow.search_traces(locations=[experiment.experiment_id], return_type="list")
