@@ -154,6 +154,116 @@ def test_tool_choices_that_name_no_offered_tool_are_bad_requests():
     assert "delete_everything" in serve.request_error({"tools": tools, "tool_choice": other})
 
 
+# --- the parts of serve.py (llm_server/): each importable and testable on its own ---------------------
+
+
+def _through_the_middleware(body: bytes):
+    """POST ``body`` to .../v1/chat/completions through OpenAICompatibility (server default: the seed)
+    in front of a stand-in for llama.cpp's app; returns (what the stand-in received, what was sent back)."""
+    import asyncio
+
+    from llm_server.middleware import OpenAICompatibility
+
+    received, sent = {}, []
+
+    async def llama_cpp_app(scope, receive, send):
+        received["body"] = (await receive())["body"]
+        received["headers"] = dict(scope["headers"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [(b"content-length", b"1")]}
+    asyncio.run(OpenAICompatibility(llama_cpp_app, {"seed": SEED})(scope, receive, send))
+    return received, sent
+
+
+def test_the_middleware_hands_llama_cpp_the_normalised_request_with_its_new_length():
+    request = {"messages": [{"role": "developer", "content": "Be brief."}], "response_format": JUDGE_RESPONSE_FORMAT}
+    received, sent = _through_the_middleware(json.dumps(request).encode())
+    forwarded = json.loads(received["body"])
+    assert forwarded == serve.openai_compatible_request(request, {"seed": SEED})
+    assert received["headers"][b"content-length"] == str(len(received["body"])).encode()
+    assert sent[0]["status"] == 200  # llama.cpp's (here: the stand-in's) answer
+
+
+def test_the_middleware_answers_400_itself_for_a_tool_choice_naming_no_offered_tool():
+    request = {"messages": [], "tools": [SEARCH_TOOL], "tool_choice": {"type": "function", "function": {"name": "x"}}}
+    received, sent = _through_the_middleware(json.dumps(request).encode())
+    assert received == {}  # never reached llama.cpp
+    assert sent[0]["status"] == 400
+    assert "'x'" in json.loads(sent[1]["body"])["error"]["message"]
+
+
+def test_the_middleware_passes_a_body_that_is_not_json_on_unchanged_for_llama_cpp_to_reject():
+    received, _ = _through_the_middleware(b"not json")
+    assert received["body"] == b"not json"
+
+
+def test_the_server_script_start_in_background_runs_is_serve_py():
+    from llm_server import process
+
+    assert SERVE.resolve() == process.SERVE_SCRIPT
+    assert serve.start_in_background is process.start_in_background
+
+
+def _chat_handler_module():
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (optional extra): make local-llm-install")
+    from llm_server import chat_handler
+
+    return chat_handler
+
+
+class _FakeLlama:
+    """What chat_handler.fitted asks of a model: its context size and a tokenizer (1 token a byte)."""
+
+    def n_ctx(self):
+        return 300
+
+    def tokenize(self, text: bytes, add_bos: bool, special: bool):
+        return list(text)
+
+
+def test_a_verdict_is_fitted_to_what_the_prompt_leaves_of_the_context():
+    chat_handler = _chat_handler_module()
+    schema, max_tokens = chat_handler.fitted(_FakeLlama(), MLFLOW_JUDGE_SCHEMA, "p" * 100, None)
+    assert max_tokens <= 300 - 100 - 1  # prompt + answer < context
+    assert max_tokens == serve.longest_json_bytes(schema) + 1  # room for the end of generation
+    with pytest.raises(Exception, match="are available") as raised:  # fastapi's HTTPException: a 400
+        chat_handler.fitted(_FakeLlama(), MLFLOW_JUDGE_SCHEMA, "p" * 280, None)
+    assert raised.value.status_code == 400
+
+
+def test_the_function_calling_prompt_ends_where_the_forced_call_s_arguments_begin():
+    chat_handler = _chat_handler_module()
+    messages = [{"role": "user", "content": "What is Git?"}]
+    prompt = chat_handler.function_calling_prompt(messages, [SEARCH_TOOL], "web_search_tool")
+    assert prompt.endswith("functions.web_search_tool:\n")
+    assert "What is Git?" in prompt
+    assert "web_search_tool" in prompt
+
+
+def test_output_that_is_not_json_is_an_error_never_a_200():
+    chat_handler = _chat_handler_module()
+    response = {"choices": [{"finish_reason": "length"}], "usage": {"completion_tokens": 5}}
+    chat_handler.require_json('{"result": "yes"}', "the structured output", response)
+    with pytest.raises(RuntimeError, match="not valid JSON"):
+        chat_handler.require_json('{"result": "ye', "the structured output", response)
+
+
+def test_json_strings_of_every_schema_exclude_raw_control_characters():
+    chat_handler = _chat_handler_module()
+    from llama_cpp import llama_grammar
+
+    chat_handler.use_json_string_rule_for_every_schema()
+    assert llama_grammar.PRIMITIVE_RULES["char"].content == chat_handler.JSON_STRING_CHAR_RULE
+
+
 # --- structured output: every free-text string bounded, so the longest JSON fits the budget -----------
 
 
