@@ -42,7 +42,7 @@ TAG_PREFIX = "present.printed."  # experiment tag: the "Next" commands a named s
 
 NEXT_HEADING = re.compile(r"^Next, (?P<what>.+):$")
 NEXT_INSIDE = re.compile(r"^  from (?P<folder>\S+)/:\s+(?P<command>.+)$")
-RUN_ROUTE = re.compile(r"/#/(experiments/(?P<experiment>[\w-]+)/runs/(?P<run>\w+))")
+RUN_ROUTE = re.compile(r"/#/(experiments/(?P<experiment>[\w-]+)/runs/(?P<run>\w+)\S*)")  # with any ?query
 
 
 class WalkError(Exception):
