@@ -4,6 +4,7 @@ temporary store, with the LLM steps against the repository's OpenAI-compatible t
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -16,6 +17,9 @@ import mlflow
 import pytest
 from mlflow.entities import ViewType
 
+import present as present_py
+import present_runner
+from present_runner import Printed, Shown, Step, Walk, WalkError
 from tests import harness
 from tests.fixtures_llm import FakeOpenAIServer
 from tests.harness import REPO_ROOT
@@ -125,6 +129,22 @@ def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
                 assert client.get_prompt_version_by_alias(parts[1], "production")
 
 
+def test_a_step_run_again_later_writes_next_to_the_earlier_steps(module_store, walk):
+    """`--only 11` in a later minute (another date stamp) tests the walk's training run in its experiment,
+    with the command train.py printed during the walk (kept in the store), and makes no new experiment."""
+    client = module_store.client
+    [census] = [e for e in client.search_experiments() if e.name.startswith("adult-classifier-")]
+    [train] = client.search_runs([census.experiment_id], "attributes.run_name = 'train-both'")
+    again = present("--no-pause", "--only", "11", "--stamp", "2099-01-01-00-00")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"--experiment-name {census.name} . -P run_id={train.info.run_id} -P model_uri=models:/m-" in again.stdout
+    tests = client.search_runs([census.experiment_id], "attributes.run_name = 'test'", order_by=["start_time DESC"])
+    assert len(tests) == 2
+    assert tests[0].data.params["run_id"] == train.info.run_id
+    assert tests[0].info.status == "FINISHED"
+    assert not [e.name for e in client.search_experiments() if "2099" in e.name]
+
+
 def test_list_shows_the_steps_without_running_anything(module_store):
     listed = present("--list")
     assert listed.returncode == 0
@@ -186,3 +206,79 @@ def test_reset_with_force_leaves_an_empty_working_store(mlflow_store):
         timeout=120,
     )
     assert names.stdout.strip() == "['Default', 'logging_example']"
+
+
+# --- the pure parts of the runner (fast) ------------------------------------------------------------
+
+
+def _folder_cli(folder: str):
+    """An example folder's cli.py, under its own module name (every folder's is called `cli`)."""
+    spec = importlib.util.spec_from_file_location(f"{folder}_cli_for_present", REPO_ROOT / folder / "cli.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_next_commands_are_read_from_what_cli_print_next_prints(capsys):
+    cli = _folder_cli("census_project")
+    print("Done in 3.0 s.")
+    cli.print_next("test the winner (pt. 6)", cli.mlflow_run_command("test", {"run_id": "abc"}, "adult"))
+    cli.print_next("check the data", "mlflow run -e monitor --env-manager=local {here} -P batch=shifted")
+    printed = present_runner.printed_next(capsys.readouterr().out)
+    assert printed == {
+        "test the winner (pt. 6)": "mlflow run -e test --env-manager=local --experiment-name adult . -P run_id=abc",
+        "check the data": "mlflow run -e monitor --env-manager=local . -P batch=shifted",
+    }
+
+
+def test_every_printed_reference_names_a_step_that_prints_and_comes_earlier():
+    names = {step.name: number for number, step in enumerate(present_py.STEPS, start=1) if step.name}
+    for number, step in enumerate(present_py.STEPS, start=1):
+        if isinstance(step.command, Printed):
+            assert names[step.command.step] < number, step.slide
+
+
+def test_a_fresh_walk_starts_new_experiments_and_a_later_one_reuses_the_newest(mlflow_store):
+    mlflow.create_experiment("adult-classifier-2026-11-23-17-05")
+    mlflow.create_experiment("adult-classifier-2026-11-23-18-40")
+    mlflow.create_experiment("adult-classifier-notes")  # not one of the walk's: no date stamp
+    later = Walk(present_py.STEPS, stamp="2026-11-24-09-00", fresh=False)
+    assert later.experiment("adult-classifier") == "adult-classifier-2026-11-23-18-40"
+    assert later.experiment("se-answers") == "se-answers-2026-11-24-09-00"  # none yet: a new one
+    assert later.experiment("se-answers-agents") == "se-answers-agents-2026-11-24-09-00"
+    fresh = Walk(present_py.STEPS, stamp="2026-11-24-09-00", fresh=True)
+    assert fresh.experiment("adult-classifier") == "adult-classifier-2026-11-24-09-00"
+
+
+def test_printed_commands_outlive_the_walk_that_saw_them(mlflow_store):
+    """What step `train` printed is kept in the store: a later walk (another process) finds it."""
+    experiment_id = mlflow.create_experiment("adult-classifier-2026-11-23-17-05")
+    output = (
+        f"  http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{'a' * 32}   (the parent run)\n\n"
+        "Next, test the winner on the rows this run held out (talk pt. 6):\n"
+        "  from census_project/:     mlflow run -e test . -P run_id=aaa\n"
+        "  from the repository root:  mlflow run -e test census_project -P run_id=aaa\n"
+    )
+    [train] = [s for s in present_py.STEPS if s.name == "train"]
+    Walk(present_py.STEPS).record(train, Shown("mlflow run -e train ...", output))
+    assert mlflow_store.client.get_experiment(experiment_id).tags["present.printed.train"]
+    [test] = [s for s in present_py.STEPS if s.command == Printed("train", "test the winner")]
+    assert Walk(present_py.STEPS, fresh=False).command(test) == "mlflow run -e test . -P run_id=aaa"
+
+
+def test_a_printed_command_not_seen_yet_says_which_step_to_run(mlflow_store):
+    [test] = [s for s in present_py.STEPS if s.command == Printed("train", "test the winner")]
+    train_number = next(n for n, s in enumerate(present_py.STEPS, start=1) if s.name == "train")
+    with pytest.raises(WalkError, match=rf"step {train_number} has not printed .* --from {train_number}\)"):
+        Walk(present_py.STEPS, fresh=False).command(test)
+
+
+@pytest.mark.parametrize(("llm", "provider", "shown"), [(True, True, True), (True, False, False), (False, True, False)])
+def test_llm_commands_name_the_provider_the_walk_started(capsys, llm, provider, shown):
+    step = Step("A slide", "llmops_project", "python -c \"print('answered')\"", "it", lambda w, s: s.output, llm=llm)
+    walk = Walk([step], provider=present_runner.offline_provider(8081) if provider else {})
+    present_runner.show(1, step, walk, {**os.environ})
+    out = capsys.readouterr().out
+    export = "$ export OPENAI_BASE_URL=http://127.0.0.1:8081/v1 OPENAI_API_KEY=local\n$ python -c"
+    assert (export in out) is shown
+    assert walk.links == ["answered\n"]  # the command's output, shown live and kept for the step

@@ -1,0 +1,445 @@
+"""What present.py needs to walk its table of steps: running a step's command while showing and keeping
+its output, the `mlflow models serve` step and its curl request, the offline LLM start-up, the names
+of the walk's dated experiments, and the UI links. No slide shows any of this; present.py holds the
+steps themselves.
+
+One source of truth: a step that runs a command an earlier step's script printed ("Next, ...:", see
+each folder's cli.print_next) takes it from that output, not from a copy here. The walk records
+those printed commands as a tag of the experiment the step wrote to (``present.printed.<step name>``),
+so that ``--only N`` or ``--from N`` in a later minute, or a later day, finds them for as long as the
+store holds that experiment.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import mlflow
+
+import default_store
+
+REPO_ROOT = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+LOCAL_LLM = REPO_ROOT / "llmops_project" / "local_llm" / "serve.py"
+IRIS = '{"inputs": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]}'  # the talk's payload
+STAMP = r"\d{4}(-\d{2}){4}"  # the walk's date stamp in experiment names: 2026-11-23-17-05
+STAMP_FORMAT = "%Y-%m-%d-%H-%M"
+TAG_PREFIX = "present.printed."  # experiment tag: the "Next" commands a named step's script printed
+
+NEXT_HEADING = re.compile(r"^Next, (?P<what>.+):$")
+NEXT_INSIDE = re.compile(r"^  from (?P<folder>\S+)/:\s+(?P<command>.+)$")
+RUN_ROUTE = re.compile(r"/#/(experiments/(?P<experiment>[\w-]+)/runs/(?P<run>\w+)\S*)")  # with any ?query
+
+
+class WalkError(Exception):
+    """An unexpected failure: the walk stops and says how to retry."""
+
+
+# --- the table's vocabulary ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Printed:
+    """The command that the script of step ``step`` printed under "Next, <what>...:" (from inside its
+    folder, the talk's form), changed by ``then(command, walk)`` when given."""
+
+    step: str  # the ``name`` of the step whose output holds it
+    what: str  # how its "Next, ..." line starts
+    then: Callable[[str, Walk], str] | None = None
+
+
+@dataclass
+class Shown:
+    """A step as it ran: the command shown and run, and what its script printed on stdout."""
+
+    command: str
+    output: str = ""
+
+    @property
+    def next(self) -> dict[str, str]:
+        return printed_next(self.output)
+
+
+@dataclass
+class Step:
+    slide: str  # the slide's title
+    folder: str  # where the talk runs the command
+    command: str | Printed  # as the slide shows it: {census}, {answers}, {agents}, {serve_port} are filled in
+    look: str  # what to look at afterwards
+    link: Callable[[Walk, Shown], str]  # the UI page of what the step made
+    name: str = ""  # for steps whose printed commands later steps run (Printed(step=name, ...))
+    quick: tuple[str, ...] = ()  # added to the command with --quick (small grids, for CI)
+    fails_on_purpose: bool = False
+    llm: bool = False
+
+
+@dataclass
+class Walk:
+    """What the steps share: the experiment names, the provider, the commands the scripts printed."""
+
+    steps: list[Step]
+    stamp: str = field(default_factory=lambda: datetime.now().strftime(STAMP_FORMAT))
+    fresh: bool = True  # a walk from step 1 starts new dated experiments; --from/--only reuse the newest
+    quick: bool = False
+    ui: str = "http://127.0.0.1:5000"
+    serve_port: int = 1234
+    llm: str | None = None  # why the LLM steps cannot run, or None when they can
+    provider: dict[str, str] = field(default_factory=dict)  # OPENAI_* variables the walk set (offline model)
+    links: list[str] = field(default_factory=list)
+    printed: dict[str, dict[str, str]] = field(default_factory=dict)  # step name -> {what: command}
+    names: dict[str, str] = field(default_factory=dict)  # experiment family -> the walk's experiment
+
+    def experiment(self, family: str) -> str:
+        """The walk's experiment of ``family`` (adult-classifier -> adult-classifier-<stamp>): a fresh walk
+        starts new dated names; otherwise the newest dated experiment of that family the store holds,
+        so a step run again (--only, --from) writes next to the earlier steps."""
+        if family not in self.names:
+            existing = None if self.fresh else newest_dated_experiment(family)
+            self.names[family] = existing or f"{family}-{self.stamp}"
+        return self.names[family]
+
+    def command(self, step: Step) -> str:
+        if isinstance(step.command, Printed):
+            command = self.printed_command(step.command)
+        else:
+            command = step.command.format(
+                census=self.experiment("adult-classifier"),
+                answers=self.experiment("se-answers"),
+                agents=self.experiment("se-answers-agents"),
+                serve_port=self.serve_port,
+            )
+        return command + (" " + " ".join(step.quick) if self.quick and step.quick else "")
+
+    def printed_command(self, reference: Printed) -> str:
+        """The command step ``reference.step`` printed: from this walk's output, else from the store."""
+        printed = self.printed.get(reference.step) or recorded_commands(reference.step)
+        command = next((c for what, c in printed.items() if what.startswith(reference.what)), None)
+        if command is None:
+            number = next(n for n, s in enumerate(self.steps, start=1) if s.name == reference.step)
+            raise WalkError(
+                f"step {number} has not printed the command 'Next, {reference.what}...' in this store yet: "
+                f"run it first (python present.py --from {number})"
+            )
+        return reference.then(command, self) if reference.then else command
+
+    def record(self, step: Step, shown: Shown) -> None:
+        """Keep the commands a named step's script printed, here and in the store (an experiment tag)."""
+        if not step.name or not shown.next:
+            return
+        self.printed[step.name] = shown.next
+        if experiment_id := experiment_of(shown):
+            mlflow.MlflowClient().set_experiment_tag(experiment_id, TAG_PREFIX + step.name, json.dumps(shown.next))
+
+    def page(self, route: str) -> str:
+        return f"{self.ui}/#/{route}"
+
+
+# --- reading what the scripts printed, and the store -------------------------------------------------
+
+
+def printed_next(output: str) -> dict[str, str]:
+    """{what: command} of every "Next, <what>:" in a script's output (cli.print_next), each command
+    in its form from inside the example's folder, as the talk runs it. A later one of the same
+    ``what`` replaces an earlier one."""
+    found, what = {}, None
+    for line in output.splitlines():
+        if heading := NEXT_HEADING.match(line):
+            what = heading["what"]
+        elif what and (inside := NEXT_INSIDE.match(line)):
+            found[what], what = inside["command"], None
+    return found
+
+
+def printed_run(output: str) -> re.Match | None:
+    """The last run page a script printed (cli.print_ui_hint): its experiment and run ids."""
+    matches = list(RUN_ROUTE.finditer(output))
+    return matches[-1] if matches else None
+
+
+def experiment_of(shown: Shown) -> str | None:
+    """The id of the experiment a step wrote to: that of the run page it printed, else the experiment
+    its printed commands name."""
+    if run := printed_run(shown.output):
+        return run["experiment"]
+    for command in shown.next.values():
+        words = shlex.split(command)
+        for option in ("--experiment-id", "--experiment-name"):
+            if option in words:
+                value = words[words.index(option) + 1]
+                if option == "--experiment-id":
+                    return value
+                if found := mlflow.MlflowClient().get_experiment_by_name(value):
+                    return found.experiment_id
+    return None
+
+
+def recorded_commands(step_name: str) -> dict[str, str]:
+    """The commands a named step printed in an earlier walk on this store: the newest experiment's tag."""
+    for experiment in mlflow.MlflowClient().search_experiments(order_by=["creation_time DESC"]):
+        if TAG_PREFIX + step_name in experiment.tags:
+            return json.loads(experiment.tags[TAG_PREFIX + step_name])
+    return {}
+
+
+def newest_dated_experiment(family: str) -> str | None:
+    """The newest active experiment named <family>-<date stamp>, or None."""
+    pattern = re.compile(re.escape(family) + "-" + STAMP)
+    dated = [e for e in mlflow.MlflowClient().search_experiments() if pattern.fullmatch(e.name)]
+    return max(dated, key=lambda e: (e.creation_time or 0, e.name)).name if dated else None
+
+
+def script_constants(path: Path) -> dict[str, str]:
+    """A script's module-level string constants (RUN_NAME = "example_run"), read without importing it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def newest_run(experiment: str, run_name: str, status: str):
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    where = f"attributes.run_name = '{run_name}' and attributes.status = '{status}'"
+    runs = client.search_runs([found.experiment_id], where, order_by=["attributes.start_time DESC"]) if found else []
+    if not runs:
+        raise WalkError(f"no {status} run {run_name!r} in experiment {experiment!r}: run the earlier steps (--from 1)")
+    return runs[0]
+
+
+# --- the UI pages a step links to ------------------------------------------------------------------
+
+
+def run_page(walk: Walk, shown: Shown) -> str:
+    """The run page the step's script printed, on the walk's UI."""
+    if run := printed_run(shown.output):
+        return walk.page(run[1])
+    raise WalkError(f"`{shown.command}` printed no run page (its cli.print_ui_hint line)")
+
+
+def traces_page(walk: Walk, shown: Shown) -> str:
+    """The Traces tab of the experiment of the run the step's script printed."""
+    if run := printed_run(shown.output):
+        return walk.page(f"experiments/{run['experiment']}/traces")
+    raise WalkError(f"`{shown.command}` printed no run page (its cli.print_ui_hint line)")
+
+
+def logged_model_page(walk: Walk, shown: Shown) -> str:
+    """The page of the logged model (models:/m-...) the step's command uses."""
+    model_id = re.search(r"models:/(m-\w+)", shown.command)[1]
+    experiment_id = mlflow.MlflowClient().get_logged_model(model_id).experiment_id
+    return walk.page(f"experiments/{experiment_id}/models/{model_id}")
+
+
+def registered_model_page(walk: Walk, shown: Shown) -> str:
+    """The registered model whose alias the step's script printed (models:/<name>@<alias>)."""
+    name = re.search(r"models:/([\w.-]+)@", shown.output)[1]
+    return walk.page(f"models/{name}")
+
+
+def failed_run_page(script: str) -> Callable[[Walk, Shown], str]:
+    """The newest FAILED run of a script that names its experiment and run (EXPERIMENT_NAME, RUN_NAME):
+    a failing run prints no page of its own."""
+
+    def page(walk: Walk, shown: Shown) -> str:
+        names = script_constants(REPO_ROOT / script)
+        run = newest_run(names["EXPERIMENT_NAME"], names["RUN_NAME"], "FAILED")
+        return walk.page(f"experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+
+    return page
+
+
+# --- running a step --------------------------------------------------------------------------------
+
+
+def show(number: int, step: Step, walk: Walk, env: dict) -> None:
+    """Print the step's title and command, run it (its output live), then what to look at and the link."""
+    command = walk.command(step)
+    print(f"\n━━ Step {number}/{len(walk.steps)} · {step.slide} " + "━" * max(3, 100 - len(step.slide)))
+    print(f"$ cd {step.folder}")
+    if step.llm and walk.provider:  # the provider the walk started: needed to re-run the command by hand
+        print("$ export " + " ".join(f"{name}={value}" for name, value in walk.provider.items()))
+    print(f"$ {command}", flush=True)
+    shown = Shown(command)
+    if command.startswith("mlflow models serve"):
+        status = serve_and_curl(command, step.folder, env)
+    else:
+        status, shown.output = run_command(command, step.folder, env)
+    if status != 0 and not step.fails_on_purpose:
+        raise WalkError(
+            f"step {number} failed (exit status {status}). Retry it with: python present.py --only {number}"
+        )
+    if step.fails_on_purpose:
+        print(f"(It failed on purpose, exit status {status}: odd seeds raise, as in the talk.)")
+    walk.record(step, shown)
+    link = step.link(walk, shown)
+    walk.links.append(link)
+    print(f"\n→ Look at: {step.look}\n  {link}", flush=True)
+
+
+def run_command(command: str, folder: str, env: dict) -> tuple[int, str]:
+    """Run a command as typed in ``folder`` (the venv's `mlflow` and `python` first on PATH); show its
+    output as it comes and return it with the exit status. Its errors go straight to stderr."""
+    process = subprocess.Popen(
+        shlex.split(command),
+        cwd=REPO_ROOT / folder,
+        env={**env, "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"},  # line by line, as on a terminal
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+    )
+    lines = []
+    try:
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            lines.append(line)
+        return process.wait(), "".join(lines)
+    except KeyboardInterrupt:  # Ctrl-C reached the command too: let it end its run, then go
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
+
+
+def serve_and_curl(command: str, folder: str, env: dict) -> int:
+    """The talk's `mlflow models serve`, then its curl request (sent from Python), then stop the server."""
+    port = int(shlex.split(command)[-1])
+    if holder := default_store.port_in_use(port):
+        print(
+            f"error: port {port} is taken by {holder}, so `mlflow models serve -p {port}` cannot start. "
+            f"Stop it, or choose another port: python present.py --only N --serve-port {port + 1}",
+            file=sys.stderr,
+        )
+        return 1
+    server = subprocess.Popen(
+        shlex.split(command), cwd=REPO_ROOT / folder, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+    )  # its own process group: stopping it stops its workers too
+    url = f"http://localhost:{port}/invocations"
+    try:
+        for _ in range(240):
+            if server.poll() is not None:
+                return server.returncode or 1
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        print(f"\n$ curl {url} -H \"Content-Type:application/json\" --data '{IRIS}'", flush=True)
+        request = urllib.request.Request(url, data=IRIS.encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            print(response.read().decode(), flush=True)
+        return 0
+    finally:
+        stop(server)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a server we started, and what it started (its process group, where it has one)."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except (AttributeError, ProcessLookupError):  # Windows, or a server not leading its own group
+        process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_offline_llm(walk: Walk, env: dict):
+    """The offline model of llmops_project/local_llm on a free port (its serve.py starts it); None,
+    with the reason in ``walk.llm``, when it is not installed or does not start. The variables it
+    sets are kept in ``walk.provider``: the LLM steps print them, to re-run their commands by hand."""
+    spec = importlib.util.spec_from_file_location("local_llm_serve", LOCAL_LLM)
+    serve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve)
+    if importlib.util.find_spec("llama_cpp") is None or serve.bundled_model_path() is None:
+        walk.llm = "no OPENAI_API_KEY is set and the offline model is not installed"
+        return None
+    port = next(p for p in range(8080, 8180) if not default_store.port_in_use(p))
+    log = REPO_ROOT / ".local-llm" / "present-server.log"
+    print(f"No OPENAI_API_KEY: starting the offline model (SmolLM2-135M on llama.cpp) on 127.0.0.1:{port} ...")
+    try:
+        server = serve.start_in_background(port, log)
+    except serve.LocalLLMError as problem:
+        walk.llm = f"the offline model did not start ({str(problem).splitlines()[0]}; see {log})"
+        return None
+    walk.provider = offline_provider(port)
+    env.update(walk.provider)
+    return server
+
+
+def offline_provider(port: int) -> dict[str, str]:
+    """The variables that point the OpenAI SDK at the offline model on ``port``."""
+    return {"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "local"}
+
+
+def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_port: int | None, links_file) -> None:
+    """Run the chosen steps in order (with the UI and the offline model when needed), then stop what
+    was started. Exits non-zero when a step failed or the LLM steps could not run."""
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("MLFLOW_RUN_ID", None)
+    (REPO_ROOT / ".local-llm").mkdir(exist_ok=True)
+    servers = []
+    if ui_port:
+        servers.append(default_store.start_ui(ui_port, background=True))
+    if any(s.llm for _, s in chosen):
+        if env.get("OPENAI_API_KEY"):
+            print(f"LLM steps: OPENAI_API_KEY is set, using {env.get('OPENAI_BASE_URL') or 'OpenAI'}")
+        elif server := start_offline_llm(walk, env):
+            servers.append(server)
+    print(f"Tracking store: {mlflow.get_tracking_uri()}   UI: {walk.ui}")
+    skipped, started = [], time.perf_counter()
+    try:
+        for number, step in chosen:
+            if step.llm and walk.llm:
+                skipped.append(f"{number}. {step.slide}")
+                continue
+            show(number, step, walk, env)
+            if pause and number != chosen[-1][0] and input("[Enter] next step, q to quit: ").strip() == "q":
+                break
+    except WalkError as problem:
+        print(f"\nerror: {problem}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        for server in servers:
+            stop(server)
+        if links_file:
+            links_file.write_text("".join(f"{link}\n" for link in walk.links))
+    print(f"\nWalked {len(chosen) - len(skipped)} step(s) in {time.perf_counter() - started:.0f} s.")
+    if skipped:
+        print(NOT_RUN.format(reason=walk.llm, steps="\n".join(f"  {s}" for s in skipped)), file=sys.stderr)
+        sys.exit(1)
+
+
+NOT_RUN = """
+Not run: the LLM steps, because {reason}:
+{steps}
+Two ways to fix it:
+  1. Build the offline model once: install a C/C++ compiler (Debian/Ubuntu: sudo apt-get install build-essential;
+     macOS: xcode-select --install), then `make local-llm-install` and run this again.
+  2. Use a provider: export OPENAI_API_KEY=sk-... (OpenAI), or point OPENAI_BASE_URL at an OpenAI-compatible
+     server such as Ollama (export OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_API_KEY=ollama)."""
