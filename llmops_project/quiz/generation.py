@@ -83,9 +83,10 @@ def require_prompts(*prompts) -> None:
     """``mlflow.genai.load_prompt(..., allow_missing=True)`` gives None for a prompt with no version
     under the alias: say what to run instead of failing later."""
     if any(prompt is None for prompt in prompts):
+        experiment_id = run.info.experiment_id if (run := mlflow.active_run()) else "<EXPERIMENT_ID>"
         raise cli.UserError(
-            f"the prompts have no version with alias @{ALIAS} in this tracking store. "
-            "Register them first: mlflow run -e register_all_prompts --env-manager=local ."
+            f"the prompts have no version with alias @{ALIAS} in this tracking store. Register them first: "
+            f"mlflow run -e register_all_prompts --env-manager=local --experiment-id {experiment_id} ."
         )
 
 
