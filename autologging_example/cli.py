@@ -69,9 +69,9 @@ def fail(message: str) -> None:
 def run(main: Callable[[], None]) -> None:
     """Run an entry point's ``main()``: first check the tracking server, and turn SIGTERM/SIGHUP
     into Ctrl-C; a ``UserError`` raised anywhere inside becomes ``fail``, an interruption ``stop``."""
-    _handle_interruptions()
-    check_tracking_server()
     try:
+        _handle_interruptions()
+        check_tracking_server()
         main()
     except UserError as problem:
         fail(str(problem))
@@ -148,13 +148,14 @@ def _handle_interruptions() -> None:
     for sig in (getattr(signal, name) for name in names if hasattr(signal, name)):
         if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. nohup ignores SIGHUP: keep it so
             signal.signal(sig, _on_signal)
-    if under_mlflow_run() and hasattr(os, "getppid") and os.name == "posix":
+    if under_mlflow_run() and os.name == "posix":
         threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
 
 def _watch_parent(parent: int) -> None:
-    """``mlflow run`` does not pass SIGTERM on to its script: when it is gone, stop as if interrupted."""
-    while os.getppid() == parent:
+    """``mlflow run`` does not pass SIGTERM on to its script: when it is gone, stop as if interrupted.
+    (Parent 1: it was gone before this script started, and init adopted the script.)"""
+    while os.getppid() == parent and parent != 1:
         time.sleep(PARENT_CHECK_SECONDS)
     _interruption["parent_gone"] = True
     os.kill(os.getpid(), signal.SIGTERM)
@@ -182,15 +183,15 @@ def stop() -> None:
     while mlflow.active_run():
         ended.append(mlflow.active_run().info.run_id)
         mlflow.end_run(status="KILLED")
-    client = mlflow.MlflowClient()
     run_id = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` created it; main() may not have started it yet
-    if run_id and run_id not in ended and client.get_run(run_id).info.status == "RUNNING":
-        client.set_terminated(run_id, status="KILLED")
-    print(
-        f"error: interrupted ({why}): the run was ended, nothing more is logged. Run the command again",
-        file=sys.stderr,
-        flush=True,
-    )
+    if run_id and run_id not in ended and mlflow.MlflowClient().get_run(run_id).info.status == "RUNNING":
+        mlflow.MlflowClient().set_terminated(run_id, status="KILLED")
+    with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+        print(
+            f"error: interrupted ({why}): the run ended, nothing more was logged. Run the command again",
+            file=sys.stderr,
+            flush=True,
+        )
     sys.exit(128 + signum)
 
 

@@ -105,10 +105,14 @@ def answer_all(questions: list[Question], answer: Callable[[Question], Reply], c
             pool.submit(contextvars.Context().run, _answer_one, answer, question): index
             for index, question in enumerate(questions)
         }
-        with tqdm(total=len(questions), desc="Answering", unit="question") as progress:
-            for future in as_completed(futures):
-                rows[futures[future]] = future.result()
-                progress.update()
+        try:
+            with tqdm(total=len(questions), desc="Answering", unit="question") as progress:
+                for future in as_completed(futures):
+                    rows[futures[future]] = future.result()
+                    progress.update()
+        except BaseException:  # Ctrl-C, kill, closed terminal (cli.run): questions not started are dropped
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     table = pd.DataFrame(rows)
     table["total_tokens"] = table["prompt_tokens"] + table["completion_tokens"]
     table.attrs["wall_seconds"] = time.perf_counter() - started
