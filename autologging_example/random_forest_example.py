@@ -65,15 +65,15 @@ def main() -> None:
     cli.print_ui_hint(run, f"experiment {EXPERIMENT_NAME!r}, run {RUN_NAME!r}: Artifacts > feature_importance.png")
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
         example="python random_forest_example.py --seed 42", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--seed", type=int, default=42, help="seeds the split and the forest")
     parser.add_argument("--n-estimators", type=int, default=100, help="trees in the forest")
     parser.add_argument("--max-depth", type=int, default=6, help="maximum depth of each tree")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -43,13 +43,13 @@ def main() -> None:
     )
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
         example="python register_model.py --model-uri models:/m-<id>", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--model-uri", default="newest", help="newest, models:/m-<id> or runs:/<run_id>/model")
     parser.add_argument("--model-name", default="iris-classifier-dt", help="the registered model's name")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def newest_autologged_model() -> str:

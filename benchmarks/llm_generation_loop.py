@@ -27,7 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO_ROOT / "llmops_project"
 sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR)]
 
-from quiz.cli import entry_point_defaults  # noqa: E402
+import generate_answers  # noqa: E402  the entry point's own options
+
 from tests.fixtures_llm import FakeOpenAIServer  # noqa: E402
 
 
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--delay", type=float, default=1.0, help="seconds the server waits per request")
     args = parser.parse_args()
-    default_concurrency = int(entry_point_defaults("generate_answers")["concurrency"])
+    default_concurrency = generate_answers.parse_args([]).concurrency
 
     with tempfile.TemporaryDirectory() as store:
         server = FakeOpenAIServer(delay=args.delay).start()

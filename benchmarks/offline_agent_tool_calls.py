@@ -30,11 +30,14 @@ SERVE = PROJECT_DIR / "local_llm" / "serve.py"
 sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
-from generate_answers_with_agent import search_first, web_search_tool  # noqa: E402  the entry point's own
+from generate_answers_with_agent import make_web_search_tool, search_first  # noqa: E402  the entry point's own
 
 from quiz import PROMPTS_DIR, generation, search  # noqa: E402
 from quiz.questions import load_questions  # noqa: E402
 from tests.harness import free_port  # noqa: E402
+
+# The entry point's tool, bound to the bundled corpus; search_results_count 3
+WEB_SEARCH_TOOL = make_web_search_tool(search.Searcher(search.OfflineSearch(), max_results=3))
 
 
 def user_template():
@@ -59,7 +62,7 @@ def run_agent(base_url: str, count: int, middleware: bool) -> tuple[int, int, fl
     mlflow.langchain.autolog()
     agent = create_agent(
         ChatOpenAI(model="gpt-5-mini", base_url=base_url, api_key="local", temperature=0.7, max_tokens=1500),
-        tools=[web_search_tool],
+        tools=[WEB_SEARCH_TOOL],
         system_prompt=system_prompt(),
         middleware=[search_first] if middleware else [],
     )
@@ -84,7 +87,6 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="offline-agent-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir.as_posix()}/mlflow.db"
     os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = f"{workdir.as_posix()}/mlartifacts"
-    search.use_backend("offline", max_results=3)  # the bundled corpus; search_results_count 3
     port = free_port()
     server = serve.start_in_background(port, workdir / "server.log")
     try:

@@ -32,7 +32,7 @@ from evidently.presets import DataDriftPreset, DataSummaryPreset
 from evidently.tests import lte
 
 import cli
-from census import data, params
+from census import data
 
 BATCHES = ["held_out", "shifted"]
 SHIFT_SEED = 0  # the shifted batch is the same every time
@@ -130,17 +130,18 @@ def main() -> None:
     cli.print_ui_hint(run, "the monitoring run: Artifacts > monitoring/drift_report.html")
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
-        example="mlflow run -e monitor --env-manager=local . -P run_id=<TRAINING_RUN_ID> -P batch=shifted",
+        example="mlflow run -e monitor --env-manager=local --experiment-name adult-classifier . "
+        "-P run_id=<TRAINING_RUN_ID> -P batch=shifted",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--run-id", required=True, help="the training run: its training split is the reference")
     parser.add_argument("--batch", default="held_out", choices=BATCHES, help="held_out: no drift; shifted: drift")
     parser.add_argument(
-        "--drift-share", type=params.fraction(True, False), default=0.5, help="dataset drift from this share, (0, 1]"
+        "--drift-share", type=cli.fraction(low_open=True), default=0.5, help="dataset drift from this share, (0, 1]"
     )
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 import cli
-from census import charts, data, registry
+from census import charts, data
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     # The rows to test on and the model, both checked before a run starts: a wrong id leaves no run
     held_out = data.load_split(args.run_id, "held_out")
     model = load_census_model(args.model_uri)
-    rows, which_rows = registry.rows_unseen_by(args.model_uri, args.run_id, held_out)
+    rows, which_rows = data.rows_unseen_by(args.model_uri, args.run_id, held_out)
     X, y = data.features_and_target(rows)
     print(f"Testing {args.model_uri} on {which_rows}")
 
@@ -49,14 +49,15 @@ def main() -> None:
     )
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
-        example="mlflow run -e test --env-manager=local . -P run_id=<TRAINING_RUN_ID> -P model_uri=models:/<MODEL_ID>",
+        example="mlflow run -e test --env-manager=local --experiment-name adult-classifier . "
+        "-P run_id=<TRAINING_RUN_ID> -P model_uri=models:/<MODEL_ID>",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--run-id", required=True, help="the training run whose held-out rows to test on")
     parser.add_argument("--model-uri", required=True, help="models:/<model id> or models:/<name>@<alias>")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def load_census_model(model_uri: str):

@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import cli
-from census import charts, data, params, registry, search
+from census import charts, data, registry, search
 from census.model import SIGNATURE
 
 MODEL_TYPES = ["both", "logistic", "random_forest"]
@@ -36,10 +36,17 @@ REQUIREMENTS = [f"{module.__name__}=={module.__version__}" for module in (mlflow
 REQUIREMENTS += mlflow.sklearn.get_default_pip_requirements(include_skops=True)  # scikit-learn, skops
 # The grids arrive as JSON lists (-P rf_max_depths='[null, 12]'): each element is checked.
 LR_SOLVERS = ["lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga"]
-LR_C_VALUES = params.json_list(params.positive_number, "positive numbers", "[0.1, 1.0, 10.0]")
-LR_SOLVER_LIST = params.json_list(params.one_of(LR_SOLVERS), f"solvers among {', '.join(LR_SOLVERS)}", '["lbfgs"]')
-RF_SIZES = params.json_list(params.positive_int, "positive integers", "[150, 300]")
-RF_DEPTHS = params.json_list(params.depth, "positive integers or null", "[null, 12]")
+
+
+def depth(value) -> int | None:
+    """A forest's max_depth in the JSON list: a positive integer, or null for unlimited."""
+    return None if value is None else cli.positive_int(value)
+
+
+LR_C_VALUES = cli.json_list(cli.positive_number, "positive numbers", "[0.1, 1.0, 10.0]")
+LR_SOLVER_LIST = cli.json_list(cli.one_of(LR_SOLVERS), f"solvers among {', '.join(LR_SOLVERS)}", '["lbfgs"]')
+RF_SIZES = cli.json_list(cli.positive_int, "positive integers", "[150, 300]")
+RF_DEPTHS = cli.json_list(depth, "positive integers or null", "[null, 12]")
 
 
 def main() -> None:
@@ -138,18 +145,21 @@ def main() -> None:
                 pip_requirements=REQUIREMENTS,
             )
         registered_name = REGISTERED_MODEL_NAMES[winner.candidate.family]
-        version = mlflow.register_model(
-            model_info.model_uri,
-            registered_name,
-            tags=registry.version_tags(held_out_metrics, args.data_source, args.test_size, args.random_state, held_out),
-        )
-        # Alias "challenger" for every new version; "champion" only when it is better (census/registry.py)
-        client = mlflow.MlflowClient()
-        client.set_registered_model_alias(registered_name, registry.CHALLENGER, version.version)
-        decision = registry.decide(registered_name, version, model, held_out, args.promote)
-        if decision.promote:
-            client.set_registered_model_alias(registered_name, registry.CHAMPION, version.version)
-        mlflow.set_tags({"census.registered_model": registered_name, "census.model_version": version.version})
+        with cli.uninterrupted():  # a kill (Ctrl-C, SIGTERM) waits: a version gets its aliases, or none is made
+            version = mlflow.register_model(
+                model_info.model_uri,
+                registered_name,
+                tags=registry.version_tags(
+                    held_out_metrics, args.data_source, args.test_size, args.random_state, held_out
+                ),
+            )
+            # Alias "challenger" for every new version; "champion" only when it is better (census/registry.py)
+            client = mlflow.MlflowClient()
+            client.set_registered_model_alias(registered_name, registry.CHALLENGER, version.version)
+            decision = registry.decide(registered_name, version, model, held_out, args.promote)
+            if decision.promote:
+                client.set_registered_model_alias(registered_name, registry.CHAMPION, version.version)
+            mlflow.set_tags({"census.registered_model": registered_name, "census.model_version": version.version})
 
     print(f"Held-out ROC AUC {held_out_metrics['roc_auc']:.4f}, accuracy {held_out_metrics['accuracy']:.4f}")
     print(f"Registered {registered_name} version {version.version} (@{registry.CHALLENGER}); {decision.message}.")
@@ -162,29 +172,35 @@ def main() -> None:
     )
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
-        example="mlflow run -e train --env-manager=local . -P model_type=logistic", description=__doc__.split("\n\n")[0]
+        example="mlflow run -e train --env-manager=local --experiment-name adult-classifier . -P model_type=logistic",
+        description=__doc__.split("\n\n")[0],
     )
     add = parser.add_argument
     add("--model-type", default="both", choices=MODEL_TYPES, help="which model family to search")
-    add("--test-size", type=params.fraction(), default=0.2, help="share of rows held out, in (0, 1)")
-    add("--cv-splits", type=params.at_least(2), default=3, help="stratified cross-validation folds")
-    add("--random-state", type=int, default=42, help="seed of the split, the folds and the models")
+    add(
+        "--test-size",
+        type=cli.fraction(low_open=True, high_open=True),
+        default=0.2,
+        help="share of rows held out, in (0, 1)",
+    )
+    add("--cv-splits", type=cli.whole_number(2), default=3, help="stratified cross-validation folds")
+    add("--random-state", type=cli.whole_number(0), default=42, help="seed of the split, the folds and the models")
     imputations = ["median", "mean", "most_frequent", "constant"]
     add("--numeric-imputation-strategy", default="median", choices=imputations, help="SimpleImputer for numbers")
-    add("--numeric-scaling-with-mean", type=params.boolean, default=True, help="StandardScaler(with_mean=...)")
+    add("--numeric-scaling-with-mean", type=cli.boolean, default=True, help="StandardScaler(with_mean=...)")
     add("--categorical-imputation-strategy", default="most_frequent", choices=["most_frequent", "constant"])
     add("--ohe-handle-unknown", default="ignore", choices=["ignore", "error", "infrequent_if_exist", "warn"])
-    add("--sparse-threshold", type=params.fraction(False, False), default=0.3, help="ColumnTransformer, in [0, 1]")
-    add("--lr-max-iter", type=params.at_least(1), default=1000, help="LogisticRegression(max_iter=...)")
+    add("--sparse-threshold", type=cli.fraction(), default=0.3, help="ColumnTransformer, in [0, 1]")
+    add("--lr-max-iter", type=cli.whole_number(1), default=1000, help="LogisticRegression(max_iter=...)")
     add("--lr-C-values", type=LR_C_VALUES, default="[0.1, 1.0, 10.0]", help="JSON list of LogisticRegression C")
     add("--lr-solvers", type=LR_SOLVER_LIST, default='["lbfgs"]', help="JSON list of LogisticRegression solvers")
     add("--rf-n-estimators", type=RF_SIZES, default="[150, 300]", help="JSON list of forest sizes")
     add("--rf-max-depths", type=RF_DEPTHS, default="[null, 12]", help="JSON list of forest depths; null = unlimited")
     add("--data-source", default="local", choices=data.DATA_SOURCES, help="local (offline) or openml (internet)")
-    add("--promote", type=params.boolean, default=False, help="make this version champion without comparing")
-    return parser.parse_args()
+    add("--promote", type=cli.boolean, default=False, help="make this version champion without comparing")
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

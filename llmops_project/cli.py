@@ -6,7 +6,15 @@ This file is the same in every example folder, so that a folder can be copied an
 * ``fail`` / ``UserError`` / ``run``: a mistake in what the user typed ends in ONE line,
   ``error: <what>. <how to fix, with an example>``, exit status 2, no traceback, and no run left
   RUNNING. (``mlflow run`` reports any non-zero status of the script as its own exit status 1.)
-* ``ArgumentParser``: argparse with that one-line error format.
+  ``run`` also, before ``main()`` starts, checks that a remote ``MLFLOW_TRACKING_URI`` answers
+  (one line within seconds, instead of MLflow's minutes of retries), and handles SIGTERM and SIGHUP
+  like Ctrl-C (the run ends FAILED). Under ``mlflow run``, the script also stops when the
+  ``mlflow run`` process that started it is gone. ``uninterrupted`` holds signals back while a
+  step that must be done whole (e.g. registering a model) runs.
+* ``ArgumentParser``: argparse with that one-line error format, and its value types (``boolean``,
+  ``whole_number``, ``fraction``, ``json_list`` with the item checkers ``positive_number``,
+  ``positive_int``, ``one_of``). Each entry point's defaults live in its argparse (what ``--help``
+  shows); its MLproject repeats them, and tests/test_mlprojects.py checks that the two agree.
 * ``under_mlflow_run``: the experiment rule. ``mlflow run --experiment-name X`` creates the run in
   X before the script starts, so the script calls ``mlflow.set_experiment`` only when run alone.
 * ``log_new_params``: ``mlflow run`` logs the MLproject's parameters itself, and MLflow refuses to
@@ -21,12 +29,21 @@ This file is the same in every example folder, so that a folder can be copied an
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import os
 import re
+import signal
+import ssl
 import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import mlflow
@@ -50,11 +67,132 @@ def fail(message: str) -> None:
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run an entry point's ``main()``; a ``UserError`` raised anywhere inside becomes ``fail``."""
+    """Run an entry point's ``main()``: first check the tracking server, and turn SIGTERM/SIGHUP
+    into Ctrl-C; a ``UserError`` raised anywhere inside becomes ``fail``, an interruption ``stop``."""
     try:
+        _handle_interruptions()
+        check_tracking_server()
         main()
     except UserError as problem:
         fail(str(problem))
+    except KeyboardInterrupt:
+        stop()
+
+
+# --- A remote tracking server that does not answer: one line within seconds ---------------------------
+
+SERVER_TIMEOUT = 4.0  # seconds to connect, then to get an answer (MLflow itself would retry for minutes)
+
+
+class ServerUnreachable(Exception):
+    """``MLFLOW_TRACKING_URI`` names a server that does not answer. The message says what to do."""
+
+
+def check_tracking_server(tracking_uri: str | None = None, timeout: float = SERVER_TIMEOUT) -> None:
+    """When the tracking URI is a server (http/https), GET its /health once. Any HTTP answer, even
+    401/403 (classroom mode: MLflow reports the credentials itself), means it is there. No answer:
+    one line naming the URI, what was tried and how to fix it, exit status 2, nothing touched."""
+    try:
+        probe_tracking_server(tracking_uri, timeout)
+    except ServerUnreachable as problem:
+        print(f"error: {problem}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def probe_tracking_server(tracking_uri: str | None = None, timeout: float = SERVER_TIMEOUT) -> None:
+    """``check_tracking_server`` without the exit: raises ``ServerUnreachable``."""
+    uri = tracking_uri if tracking_uri is not None else os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not uri.startswith(("http://", "https://")):
+        return  # a local store (a folder, sqlite:///...): nothing to reach
+    parts = urllib.parse.urlsplit(uri)
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # never print a password
+    health = shown.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: whatever the status, MLflow will say what is wrong
+    except (urllib.error.URLError, OSError) as problem:
+        reason = getattr(problem, "reason", problem)
+        if isinstance(reason, ssl.SSLError):
+            return  # it answered TLS: certificate problems are MLflow's to report
+        what = "no answer" if isinstance(reason, TimeoutError) else str(reason).removeprefix("[Errno 111] ").lower()
+        raise ServerUnreachable(
+            f"the tracking server MLFLOW_TRACKING_URI={shown} does not answer (GET {health}: {what}, "
+            f"{timeout:g} s timeout). Start it (make stack, or docker compose up -d --wait), check the URL, "
+            "or unset MLFLOW_TRACKING_URI to use the local store, e.g. unset MLFLOW_TRACKING_URI "
+            "(cmd: set MLFLOW_TRACKING_URI=, PowerShell: Remove-Item Env:MLFLOW_TRACKING_URI)"
+        ) from None
+
+
+# --- Interruptions: Ctrl-C, SIGTERM (kill), SIGHUP (terminal closed), mlflow run gone ----------------
+
+PARENT_CHECK_SECONDS = 1.0  # how often a script started by `mlflow run` checks that its parent is alive
+_interruption = {"signal": None, "held": None, "parent_gone": False}
+
+
+def _on_signal(signum, frame) -> None:
+    """Ctrl-C, SIGTERM and SIGHUP all stop the script as Ctrl-C does: a KeyboardInterrupt, so that
+    ``with mlflow.start_run()`` ends the run FAILED. Inside ``uninterrupted``, the signal waits."""
+    if _interruption["signal"] is not None:
+        return  # already stopping: let the clean-up finish
+    if _interruption["held"] is not None:
+        _interruption["held"].append(signum)
+        return
+    _interruption["signal"] = signum
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _handle_interruptions() -> None:
+    names = ["SIGINT", "SIGTERM", "SIGHUP"]  # SIGHUP does not exist on Windows
+    for sig in (getattr(signal, name) for name in names if hasattr(signal, name)):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # e.g. nohup ignores SIGHUP: keep it so
+            signal.signal(sig, _on_signal)
+    if under_mlflow_run() and os.name == "posix":
+        threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """``mlflow run`` does not pass SIGTERM on to its script: when it is gone, stop as if interrupted.
+    (Parent 1: it was gone before this script started, and init adopted the script.)"""
+    while os.getppid() == parent and parent != 1:
+        time.sleep(PARENT_CHECK_SECONDS)
+    _interruption["parent_gone"] = True
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Hold Ctrl-C/SIGTERM/SIGHUP back while the block runs (a step done whole or not at all, such as
+    registering a model and setting its aliases); a signal that came meanwhile stops the script after."""
+    _interruption["held"] = held = []
+    try:
+        yield
+    finally:
+        _interruption["held"] = None
+    if held:
+        _on_signal(held[0], None)
+
+
+def stop() -> None:
+    """After an interruption: no run left RUNNING, one line, exit status 128 + signal number."""
+    signum = _interruption["signal"] or signal.SIGINT
+    _interruption["signal"] = signum  # any further signal is ignored while cleaning up
+    why = "its parent process (mlflow run) ended" if _interruption["parent_gone"] else signal.Signals(signum).name
+    ended = []
+    while mlflow.active_run():
+        ended.append(mlflow.active_run().info.run_id)
+        mlflow.end_run(status="KILLED")
+    run_id = os.environ.get("MLFLOW_RUN_ID")  # `mlflow run` created it; main() may not have started it yet
+    if run_id and run_id not in ended and mlflow.MlflowClient().get_run(run_id).info.status == "RUNNING":
+        mlflow.MlflowClient().set_terminated(run_id, status="KILLED")
+    with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+        print(
+            f"error: interrupted ({why}): the run ended, nothing more was logged. Run the command again",
+            file=sys.stderr,
+            flush=True,
+        )
+    sys.exit(128 + signum)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -67,6 +205,98 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:
         fail(f"{message}. Example: {self.example}")
+
+
+# --- Value types for ArgumentParser: each value is checked when the command line is read, before any
+# work starts. MLflow passes every -P name=value to the script verbatim: "4.0" may mean 4, lists arrive
+# as JSON text such as [0.1, 1.0], booleans as true/True.
+
+
+def boolean(text: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no; MLflow turns YAML's true into ``True``)."""
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes", "y", "on"):
+        return True
+    if value in ("false", "0", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean: use true or false")
+
+
+def whole_number(minimum: int = 1) -> Callable[[str], int]:
+    """A whole number >= ``minimum``; "4" and "4.0" both mean 4."""
+
+    def parse(text: str) -> int:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not value.is_integer() or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= {minimum}")
+        return int(value)
+
+    return parse
+
+
+def fraction(low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
+    """A number between 0 and 1; ``low_open``/``high_open`` exclude that end."""
+    shown = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        too_low, too_high = (value <= 0 if low_open else value < 0), (value >= 1 if high_open else value > 1)
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {shown}")
+        return value
+
+    return parse
+
+
+def json_list(item: Callable, expected: str, example: str) -> Callable[[str], list]:
+    """A non-empty JSON list such as ``[0.1, 1.0]``; ``item`` checks each element (raises ValueError)."""
+
+    def parse(text: str) -> list:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as problem:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not valid JSON ({problem.msg} at char {problem.pos}); pass a list such as '{example}'"
+            ) from None
+        if not isinstance(value, list) or not value:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a non-empty JSON list such as '{example}'")
+        try:
+            return [item(element) for element in value]
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} must list {expected}, e.g. '{example}'") from None
+
+    return parse
+
+
+def positive_number(value) -> float:
+    """A ``json_list`` item: a number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(value)
+    return float(value)
+
+
+def positive_int(value) -> int:
+    """A ``json_list`` item: a whole number > 0 (JSON 4, not 4.5 nor "4")."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(value)
+    return value
+
+
+def one_of(choices) -> Callable:
+    """A ``json_list`` item: one of ``choices``."""
+
+    def check(value):
+        if value not in choices:
+            raise ValueError(value)
+        return value
+
+    return check
 
 
 def under_mlflow_run() -> bool:
@@ -87,13 +317,11 @@ def quote(value) -> str:
     return text if re.fullmatch(r"[\w@%+=:,./-]+", text) else '"' + text.replace('"', '\\"') + '"'
 
 
-def mlflow_run_command(entry: str, params: dict | None = None, experiment_name: str | None = None) -> str:
+def mlflow_run_command(entry: str, params: dict | None, experiment_name: str) -> str:
     """``mlflow run -e <entry> --env-manager=local --experiment-name <name> {here} -P k=v ...``,
-    the talk's form; ``{here}`` is the project folder (see ``print_next``)."""
-    words = ["mlflow run", "-e", entry, "--env-manager=local"]
-    if experiment_name:
-        words += ["--experiment-name", quote(experiment_name)]
-    words.append("{here}")
+    the talk's form; ``{here}`` is the project folder (see ``print_next``). The experiment is always
+    named: without it, the run would land in the experiment "Default"."""
+    words = ["mlflow run", "-e", entry, "--env-manager=local", "--experiment-name", quote(experiment_name), "{here}"]
     for name, value in (params or {}).items():
         words += ["-P", f"{name}={quote(value)}"]
     return " ".join(words)

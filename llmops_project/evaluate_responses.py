@@ -17,7 +17,7 @@ from mlflow.entities import Feedback
 from mlflow.genai.scorers import ExpectationsGuidelines, Guidelines, RelevanceToQuery, scorer
 
 import cli
-from quiz import generation, options, provider
+from quiz import generation, provider
 from quiz.questions import load_expectations
 
 
@@ -113,24 +113,23 @@ def answer_text(outputs) -> str:
     return content or ""
 
 
-def parse_args():
-    defaults = options.entry_point_defaults("evaluate_responses")
+def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
         example="python evaluate_responses.py --generation-run-id <GENERATION_RUN_ID>",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument(
         "--generation-run-id",
-        default=defaults["generation_run_id"],
+        default="none",
         help="run to evaluate; 'none' = the latest finished generation run of this experiment",
     )
     parser.add_argument(
         "--judge-model",
-        default=defaults["judge_model"],
+        default="openai:/gpt-4.1-mini",
         type=judge_uri,
         help="<provider>:/<model>, e.g. openai:/gpt-4.1-mini",
     )
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def judge_uri(text: str) -> str:

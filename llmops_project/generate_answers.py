@@ -54,12 +54,12 @@ def main() -> None:
     generation.print_next_steps(run)
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
         example="python generate_answers.py --max-questions 4", description=__doc__.split("\n\n")[0]
     )
-    options.add_generation_arguments(parser, options.entry_point_defaults("generate_answers"))
-    return parser.parse_args()
+    options.add_generation_arguments(parser, model="gpt-4.1-mini", max_tokens=500)
+    return parser.parse_args(argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from quiz.generation import ALIAS  # "production": what the generation entry poi
 
 
 def main() -> None:
-    cli.ArgumentParser(example="python register_all_prompts.py", description=__doc__.split("\n\n")[0]).parse_args()
+    parse_args()
     with mlflow.start_run(run_name="register-prompts") as run:
         new_versions = 0
         for path in sorted(PROMPTS_DIR.glob("*.txt")):
@@ -30,6 +30,12 @@ def main() -> None:
     cli.print_next(
         "generate answers (talk pt. 7)", cli.mlflow_run_command("generate_answers", {"max_questions": 4}, experiment)
     )
+
+
+def parse_args(argv: list[str] | None = None):
+    """No options: --help says what the script does; anything else is refused in one line."""
+    parser = cli.ArgumentParser(example="python register_all_prompts.py", description=__doc__.split("\n\n")[0])
+    return parser.parse_args(argv)
 
 
 def register(name: str, template: str) -> tuple[int, bool]:

@@ -20,13 +20,13 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from tests import harness
-from tests.harness import REPO_ROOT, run_project, run_script
+from tests import examples, harness
+from tests.harness import run_project, run_script
 
 FOLDER = PROJECT = "census_project"
-sys.path.insert(0, str(REPO_ROOT / PROJECT))  # the project's own package, as its scripts see it
-from census import data, search  # noqa: E402
-from census.model import FEATURES  # noqa: E402
+# The project's own package, as its scripts see it (tests/examples.py: with census_project's cli.py)
+data, search, census_model = examples.load(PROJECT, "census.data", "census.search", "census.model")
+FEATURES = census_model.FEATURES
 
 # Small enough to be quick, big enough to have both families, a warm-started forest chain (10 -> 20
 # trees) and an unlimited depth (null). A forest wins on it (as in the talk), so the tests cover
@@ -464,7 +464,7 @@ BAD_TRAIN_ARGUMENTS = [
 @pytest.mark.parametrize(("arguments", "option"), BAD_TRAIN_ARGUMENTS)
 def test_bad_train_parameters_stop_before_any_run(store, capsys, monkeypatch, arguments, option):
     """In-process (a subprocess per case would cost seconds of imports each): the same main()."""
-    import train
+    (train,) = examples.load(PROJECT, "train")
 
     runs_before = [r.info.run_id for r in store.all_runs()]
     monkeypatch.setattr(sys, "argv", ["train.py", *arguments])

@@ -4,6 +4,7 @@ can be copied alone), its one-line errors, and the "next command" lines printed 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import mlflow
@@ -121,3 +122,168 @@ def test_every_ui_screenshot_is_one_the_tour_takes_and_a_readme_shows():
             assert (readme.parent / target).resolve().is_file(), f"{readme.relative_to(REPO_ROOT)}: {target} missing"
             shown.add(Path(target).stem)
     assert taken <= shown, f"screenshots no README shows: {sorted(taken - shown)}"
+
+
+# --- The argparse value types of cli.py ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("true", True), ("True", True), ("1", True), ("yes", True), ("false", False), ("False", False)]
+)
+def test_boolean_reads_what_mlflow_passes(text, value):
+    assert load_cli().boolean(text) is value
+
+
+@pytest.mark.parametrize(
+    ("make", "text", "value"),
+    [
+        (lambda cli: cli.whole_number(), "4", 4),
+        (lambda cli: cli.whole_number(), "4.0", 4),  # MLflow passes -P max_tokens=4.0 verbatim
+        (lambda cli: cli.whole_number(2), "2", 2),
+        (lambda cli: cli.whole_number(-1), "-1", -1),
+        (lambda cli: cli.fraction(), "0", 0.0),
+        (lambda cli: cli.fraction(), "1", 1.0),
+        (lambda cli: cli.fraction(low_open=True), "1", 1.0),
+        (lambda cli: cli.fraction(high_open=True), "0", 0.0),
+        (lambda cli: cli.fraction(low_open=True, high_open=True), "0.2", 0.2),
+    ],
+)
+def test_numbers_within_their_range_are_read(make, text, value):
+    parsed = make(load_cli())(text)
+    assert parsed == value
+    assert type(parsed) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("make", "text", "message"),
+    [
+        (lambda cli: cli.boolean, "maybe", "'maybe' is not a boolean: use true or false"),
+        (lambda cli: cli.whole_number(), "0", "'0' must be a whole number >= 1"),
+        (lambda cli: cli.whole_number(), "4.5", "'4.5' must be a whole number >= 1"),
+        (lambda cli: cli.whole_number(2), "1", "'1' must be a whole number >= 2"),
+        (lambda cli: cli.whole_number(), "four", "'four' is not a whole number"),
+        (lambda cli: cli.fraction(), "1.5", "1.5 is outside [0, 1]"),
+        (lambda cli: cli.fraction(), "-0.1", "-0.1 is outside [0, 1]"),
+        (lambda cli: cli.fraction(low_open=True), "0", "0 is outside (0, 1]"),
+        (lambda cli: cli.fraction(high_open=True), "1", "1 is outside [0, 1)"),
+        (lambda cli: cli.fraction(), "half", "'half' is not a number"),
+    ],
+)
+def test_values_out_of_range_say_what_is_wrong(make, text, message):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError) as refused:
+        make(load_cli())(text)
+    assert str(refused.value) == message
+
+
+def test_json_lists_check_every_item():
+    import argparse
+
+    cli = load_cli()
+    numbers = cli.json_list(cli.positive_number, "positive numbers", "[0.1, 1.0]")
+    assert numbers("[0.1, 1, 10]") == [0.1, 1.0, 10.0]
+    sizes = cli.json_list(cli.positive_int, "positive integers", "[150, 300]")
+    assert sizes("[150]") == [150]
+    solvers = cli.json_list(cli.one_of(["lbfgs", "saga"]), "solvers among lbfgs, saga", '["lbfgs"]')
+    assert solvers('["saga", "lbfgs"]') == ["saga", "lbfgs"]
+    refusals = [
+        (
+            numbers,
+            "[0.1, 1.0",
+            "is not valid JSON (Expecting ',' delimiter at char 9); pass a list such as '[0.1, 1.0]'",
+        ),
+        (numbers, "[]", "is not a non-empty JSON list such as '[0.1, 1.0]'"),
+        (numbers, '{"C": 1}', "is not a non-empty JSON list"),
+        (numbers, "[1, -2]", "must list positive numbers, e.g. '[0.1, 1.0]'"),
+        (numbers, "[true]", "must list positive numbers"),
+        (sizes, "[1.5]", "must list positive integers"),
+        (sizes, '["4"]', "must list positive integers"),
+        (solvers, '["adam"]', "must list solvers among lbfgs, saga"),
+    ]
+    for parse, text, message in refusals:
+        with pytest.raises(argparse.ArgumentTypeError) as refused:
+            parse(text)
+        assert message in str(refused.value), (text, str(refused.value))
+
+
+def test_a_bad_value_on_the_command_line_is_one_line_naming_the_option(capsys):
+    cli = load_cli()
+    parser = cli.ArgumentParser(example="python x.py --size 2")
+    parser.add_argument("--size", type=cli.whole_number(1), default=1)
+    assert parser.parse_args(["--size", "3.0"]).size == 3
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["--size", "0"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: argument --size: '0' must be a whole number >= 1. Example: python x.py --size 2\n"
+    )
+
+
+# --- One Python process, four cli.py files ---------------------------------------------------------
+
+
+def test_each_folder_s_modules_keep_their_own_cli_in_one_process():
+    """tests/examples.py: census's train and llmops's scripts, imported in one process, each see
+    their own folder's cli.py, and a folder's modules share one cli (one UserError class)."""
+    import sys
+
+    from tests import examples
+
+    train, census_data = examples.load("census_project", "train", "census.data")
+    generate, llm_cli, questions = examples.load("llmops_project", "generate_answers", "cli", "quiz.questions")
+    (query_runs,) = examples.load("tracking_example", "query_runs")
+    assert Path(train.cli.__file__) == REPO_ROOT / "census_project" / "cli.py"
+    assert Path(generate.cli.__file__) == REPO_ROOT / "llmops_project" / "cli.py"
+    assert Path(query_runs.cli.__file__) == REPO_ROOT / "tracking_example" / "cli.py"
+    assert census_data.UserError is train.cli.UserError
+    assert questions.UserError is llm_cli.UserError is generate.cli.UserError
+    assert "cli" not in sys.modules  # the next folder's import finds its own
+    assert train.cli.FOLDER == "census_project"
+    assert generate.cli.FOLDER == "llmops_project"
+
+
+# --- Every command shown to a student names its experiment ------------------------------------------
+
+# An `mlflow run` command (not prose about `mlflow run`): followed by an option or a project folder.
+MLFLOW_RUN_COMMAND = re.compile(r"mlflow run(?= -e | --env-manager| \. | [\w-]+_(?:project|example)\b)(?P<rest>.*)")
+# Owned by another change (the local LLM's README): its commands gain an experiment at merge time.
+NOT_YET_CHECKED = {"llmops_project/local_llm/README.md"}
+
+
+def _student_facing_files() -> list[Path]:
+    files = [REPO_ROOT / "README.md", *REPO_ROOT.glob("*/README.md"), *REPO_ROOT.glob("*/*/README.md")]
+    files += [REPO_ROOT / folder / "MLproject" for folder in EXAMPLE_FOLDERS]
+    for folder in [*EXAMPLE_FOLDERS, "docs", "tracking_server"]:
+        files += [p for p in (REPO_ROOT / folder).rglob("*.py") if "local_llm" not in p.parts]
+    return sorted(p for p in files if str(p.relative_to(REPO_ROOT)) not in NOT_YET_CHECKED)
+
+
+def _commands_without_experiment(text: str) -> list[str]:
+    # Join continued lines: bash `\`, cmd `^`, PowerShell `` ` ``, and `\\` inside Python docstrings.
+    joined = re.sub(r"(?:\\\\| \\| \^| `)\n\s*", " ", text)
+    missing = []
+    for match in MLFLOW_RUN_COMMAND.finditer(joined):
+        if not re.search(r"--experiment-(?:name|id)\b", match["rest"]):
+            missing.append(match.group(0).strip())
+    return missing
+
+
+def test_the_scan_finds_a_command_without_experiment_and_ignores_prose():
+    assert _commands_without_experiment("mlflow run -e train --env-manager=local . -P a=1\n")
+    assert _commands_without_experiment("run: mlflow run census_project -e train\n")
+    assert _commands_without_experiment("mlflow run -e test --env-manager=local \\\n  . -P run_id=x\n")
+    assert not _commands_without_experiment("mlflow run -e test --env-manager=local \\\n  --experiment-id 7 .\n")
+    assert not _commands_without_experiment("Under `mlflow run`, the run exists; mlflow run reports status 1\n")
+
+
+def test_every_mlflow_run_command_shown_names_its_experiment():
+    """Without --experiment-name/--experiment-id a run lands in the experiment Default. Checked: the
+    READMEs, the MLproject comments, and the example scripts' docstrings, argparse examples and
+    printed next commands (mlflow_run_command takes the experiment as a required argument)."""
+    problems = [
+        f"{path.relative_to(REPO_ROOT)}: {command}"
+        for path in _student_facing_files()
+        for command in _commands_without_experiment(path.read_text(encoding="utf-8"))
+    ]
+    assert not problems, "add --experiment-name <name> to:\n" + "\n".join(problems)

@@ -18,20 +18,23 @@ import mlflow
 import pandas as pd
 import pytest
 
+from tests import examples
 from tests.fixtures_llm import answer_for
 from tests.harness import REPO_ROOT, run_project, run_script
 
 PROJECT = "llmops_project"
 PROJECT_DIR = REPO_ROOT / PROJECT
-sys.path.insert(0, str(PROJECT_DIR))  # the project's own package, as its scripts import it
-
-import evaluate_responses  # noqa: E402
-import register_all_prompts  # noqa: E402
-from generate_answers_with_agent import web_search_tool  # noqa: E402
-
-import cli  # noqa: E402
-from quiz import search  # noqa: E402
-from quiz.questions import load_expectations, load_questions  # noqa: E402
+# The project's own modules, as its scripts import them (tests/examples.py: with llmops_project's cli.py)
+cli, evaluate_responses, register_all_prompts, agent_entry_point, search, questions = examples.load(
+    PROJECT,
+    "cli",
+    "evaluate_responses",
+    "register_all_prompts",
+    "generate_answers_with_agent",
+    "quiz.search",
+    "quiz.questions",
+)
+load_expectations, load_questions = questions.load_expectations, questions.load_questions
 
 SCORER_NAMES = [s.name for s in evaluate_responses.guidelines_model()]
 ALIAS = register_all_prompts.ALIAS
@@ -141,7 +144,8 @@ def test_offline_search_ranks_the_corpus_and_honours_the_results_count():
     assert len(results) == 3
     assert results[0].url.startswith("https://git-scm.com/")
     assert all(r.url.startswith("https://") for r in backend.documents)
-    search.use_backend("offline", max_results=2)  # search_results_count=2
+    # The agent's tool, bound to the offline backend with search_results_count=2
+    web_search_tool = agent_entry_point.make_web_search_tool(search.Searcher(backend, max_results=2))
     assert web_search_tool.name == "web_search_tool"
     assert web_search_tool.invoke({"query": "software engineering", "max_results": 1}).count("\n- [") == 1
     assert web_search_tool.invoke({"query": "software engineering"}).count("\n- [") == 2  # default 3, capped

@@ -21,6 +21,7 @@ import httpx
 import mlflow
 import pytest
 
+from tests import examples
 from tests.harness import REPO_ROOT, free_port, run_project
 
 SERVE = REPO_ROOT / "llmops_project" / "local_llm" / "serve.py"
@@ -593,8 +594,8 @@ def test_a_langchain_agent_whose_first_call_requires_a_tool_searches_then_answer
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
 
-    sys.path.insert(0, str(REPO_ROOT / PROJECT))  # the entry point's folder, as its scripts import it
-    from generate_answers_with_agent import search_first
+    (agent_entry_point,) = examples.load(PROJECT, "generate_answers_with_agent")  # with llmops_project's cli.py
+    search_first = agent_entry_point.search_first
 
     @tool
     def web_search_tool(query: str) -> str:

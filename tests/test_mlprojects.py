@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,55 @@ def test_python_env_agrees_with_requirements(mlproject: Path):
 def test_requirements_are_all_pinned_exactly(requirements: Path):
     for line in _pinned_requirements(requirements).values():
         assert re.fullmatch(r"[A-Za-z0-9_.\-]+(\[[a-z,]+\])?==[0-9][0-9A-Za-z.\-]*", line), line
+
+
+def _entry_points() -> list[tuple[str, str, dict]]:
+    """(folder, entry, definition) of every entry point of every MLproject."""
+    return [
+        (mlproject.parent.name, entry, definition)
+        for mlproject in MLPROJECT_FILES
+        for entry, definition in yaml.safe_load(mlproject.read_text())["entry_points"].items()
+    ]
+
+
+def _argv(command: str, values: dict) -> list[str]:
+    """The script's arguments in an MLproject command, each {parameter} replaced by values[parameter],
+    and an option whose parameter is missing from ``values`` left out with its placeholder."""
+    words = shlex.split(command)[2:]  # after `python script.py`
+    argv = []
+    for index, word in enumerate(words):
+        names = re.findall(r"\{(\w+)\}", word)
+        if names:
+            if names[0] in values:
+                argv += ([words[index - 1]] if words[index - 1].startswith("--") else []) + [str(values[names[0]])]
+        elif not (word.startswith("--") and index + 1 < len(words) and "{" in words[index + 1]):
+            argv.append(word)
+    return argv
+
+
+@pytest.mark.parametrize(
+    ("folder", "entry", "definition"), _entry_points(), ids=[f"{f}:{e}" for f, e, _ in _entry_points()]
+)
+def test_argparse_defaults_agree_with_the_mlproject(folder, entry, definition):
+    """The repository's rule (README, "MLproject conventions"): a script's argparse holds its
+    defaults (python x.py --help shows them); the MLproject repeats them for `mlflow run`. Parsing
+    the MLproject's defaults, as `mlflow run` passes them, gives what argparse gives by default."""
+    from tests import examples
+
+    script = shlex.split(definition["command"])[1]
+    (module,) = examples.load(folder, script.removesuffix(".py"))
+    parse = getattr(module, "parse_args", None) or module.read_seed  # read_seed: the talk's positional seed
+    parameters = definition.get("parameters") or {}
+    required = {name: f"<{name}>" for name, parameter in parameters.items() if "default" not in parameter}
+    declared = {name: parameter["default"] for name, parameter in parameters.items() if "default" in parameter}
+    # MLflow passes YAML's true as "True", a list default as its text: str() of what YAML read.
+    from_mlproject = parse(_argv(definition["command"], required | {k: str(v) for k, v in declared.items()}))
+    from_argparse = parse(_argv(definition["command"], required))
+    assert from_mlproject == from_argparse, f"{folder}/MLproject {entry}: defaults differ from {script}'s argparse"
+
+
+def test_the_defaults_check_sees_a_difference():
+    command = "python train.py --size {size} --name {name} --run-id {run_id}"
+    assert _argv(command, {"size": 3, "run_id": "r"}) == ["--size", "3", "--run-id", "r"]
+    assert _argv("python logging_example.py {seed}", {}) == []
+    assert _argv("python logging_example.py {seed}", {"seed": 42}) == ["42"]

@@ -59,4 +59,4 @@ def read_seed(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -69,13 +69,13 @@ def main() -> None:
         cli.print_ui_hint(best, f"the best run of {args.experiment_name!r}")
 
 
-def parse_args():
+def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
         example="python query_runs.py --owner mlops-course", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--experiment-name", default=EXPERIMENT_NAME, help="the experiment to query")
     parser.add_argument("--owner", default="mlops-course", help="the owner tag to set and search for")
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def print_table(runs) -> None:
@@ -89,4 +89,4 @@ def print_table(runs) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,5 +1,6 @@
 """The UCI Adult data: loading it (offline by default), the train/held-out split and how it is
-recorded in a training run, and the batches that the monitor compares with the training split.
+recorded in a training run, the rows a model never saw (what test.py tests it on), and the batches
+that the monitor compares with the training split.
 
 Every row keeps its position in the data file as ``row_id`` (the frame's index), so that the rows a
 model was trained on, and the rows it never saw, can be named exactly across runs.
@@ -29,6 +30,7 @@ OPENML_URL = "https://www.openml.org/d/1590"
 # Where train.py stores the two halves of its split, inside the training run's artifacts.
 SPLIT_DIR = "splits"
 SPLIT_FILES = {"train": "train.csv", "held_out": "held_out.csv"}
+MIN_TEST_ROWS = 500  # fewer rows than this that a model never saw: too few to test it on
 
 
 def load_adult(data_source: str = "local") -> pd.DataFrame:
@@ -125,3 +127,28 @@ def shifted_batch(held_out: pd.DataFrame, random_state: int) -> pd.DataFrame:
     older = np.exp((held_out["age"] - held_out["age"].median()) / 12.0)
     white_collar = np.where(held_out["occupation"].isin(["Exec-managerial", "Prof-specialty"]), 3.0, 1.0)
     return held_out.sample(n=len(held_out), replace=True, weights=older * white_collar, random_state=random_state)
+
+
+def rows_unseen_by(model_uri: str, run_id: str, held_out: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows of ``held_out`` (held out by training run ``run_id``) that the model at ``model_uri``
+    never saw in training, and a line saying which rows they are. Refuses (``UserError``) when that
+    cannot be known, or leaves too few rows to test on."""
+    source = mlflow.models.get_model_info(model_uri).run_id
+    if source == run_id:
+        return held_out, f"the {len(held_out)} rows that training run {run_id} held out"
+    fix = f"Test it with the run that trained it: -P run_id={source}" if source else "Pass the run that trained it"
+    trained_by = mlflow.get_run(source) if source else None
+    if trained_by is None or "data_source" not in trained_by.data.params:
+        raise UserError(f"model_uri: {model_uri} was not trained by this project's train entry point. {fix}")
+    if trained_by.data.params["data_source"] != mlflow.get_run(run_id).data.params.get("data_source"):
+        raise UserError(f"model_uri: {model_uri} was trained on other data than run {run_id}. {fix}")
+    unseen = held_out.drop(index=load_split(source, "train", "model_uri").index, errors="ignore")
+    if len(unseen) < MIN_TEST_ROWS or unseen[TARGET].nunique() < 2:
+        raise UserError(
+            f"model_uri: {model_uri} was trained by run {source} on another split, and only {len(unseen)} of the "
+            f"{len(held_out)} rows run {run_id} held out are new to it: too few to test on. {fix}"
+        )
+    return unseen, (
+        f"the {len(unseen)} of the {len(held_out)} rows held out by run {run_id} that {model_uri} never saw "
+        f"(it was trained by run {source} on another split)"
+    )

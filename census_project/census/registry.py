@@ -25,7 +25,6 @@ from mlflow.exceptions import MlflowException
 from sklearn.metrics import roc_auc_score
 
 from census import data
-from cli import UserError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 METRIC = "roc_auc"  # the selection metric of the grid search, on held-out rows
@@ -85,28 +84,3 @@ def decide(name: str, version, model, held_out: pd.DataFrame, promote: bool) -> 
     if new > old:
         return Decision(True, f"{now}: ROC AUC {new:.4f} > {old:.4f} on {where}")
     return Decision(False, f"{stays}: ROC AUC {new:.4f} <= {old:.4f} on {where}")
-
-
-def rows_unseen_by(model_uri: str, run_id: str, held_out: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The rows of ``held_out`` (held out by training run ``run_id``) that the model at ``model_uri``
-    never saw in training, and a line saying which rows they are. Refuses (``UserError``) when that
-    cannot be known, or leaves too few rows to test on."""
-    source = mlflow.models.get_model_info(model_uri).run_id
-    if source == run_id:
-        return held_out, f"the {len(held_out)} rows that training run {run_id} held out"
-    fix = f"Test it with the run that trained it: -P run_id={source}" if source else "Pass the run that trained it"
-    trained_by = mlflow.get_run(source) if source else None
-    if trained_by is None or "data_source" not in trained_by.data.params:
-        raise UserError(f"model_uri: {model_uri} was not trained by this project's train entry point. {fix}")
-    if trained_by.data.params["data_source"] != mlflow.get_run(run_id).data.params.get("data_source"):
-        raise UserError(f"model_uri: {model_uri} was trained on other data than run {run_id}. {fix}")
-    unseen = held_out.drop(index=data.load_split(source, "train", "model_uri").index, errors="ignore")
-    if len(unseen) < MIN_SHARED_ROWS or unseen[data.TARGET].nunique() < 2:
-        raise UserError(
-            f"model_uri: {model_uri} was trained by run {source} on another split, and only {len(unseen)} of the "
-            f"{len(held_out)} rows run {run_id} held out are new to it: too few to test on. {fix}"
-        )
-    return unseen, (
-        f"the {len(unseen)} of the {len(held_out)} rows held out by run {run_id} that {model_uri} never saw "
-        f"(it was trained by run {source} on another split)"
-    )

@@ -83,9 +83,10 @@ def require_prompts(*prompts) -> None:
     """``mlflow.genai.load_prompt(..., allow_missing=True)`` gives None for a prompt with no version
     under the alias: say what to run instead of failing later."""
     if any(prompt is None for prompt in prompts):
+        experiment_id = run.info.experiment_id if (run := mlflow.active_run()) else "<EXPERIMENT_ID>"
         raise cli.UserError(
-            f"the prompts have no version with alias @{ALIAS} in this tracking store. "
-            "Register them first: mlflow run -e register_all_prompts --env-manager=local ."
+            f"the prompts have no version with alias @{ALIAS} in this tracking store. Register them first: "
+            f"mlflow run -e register_all_prompts --env-manager=local --experiment-id {experiment_id} ."
         )
 
 
@@ -104,10 +105,14 @@ def answer_all(questions: list[Question], answer: Callable[[Question], Reply], c
             pool.submit(contextvars.Context().run, _answer_one, answer, question): index
             for index, question in enumerate(questions)
         }
-        with tqdm(total=len(questions), desc="Answering", unit="question") as progress:
-            for future in as_completed(futures):
-                rows[futures[future]] = future.result()
-                progress.update()
+        try:
+            with tqdm(total=len(questions), desc="Answering", unit="question") as progress:
+                for future in as_completed(futures):
+                    rows[futures[future]] = future.result()
+                    progress.update()
+        except BaseException:  # Ctrl-C, kill, closed terminal (cli.run): questions not started are dropped
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     table = pd.DataFrame(rows)
     table["total_tokens"] = table["prompt_tokens"] + table["completion_tokens"]
     table.attrs["wall_seconds"] = time.perf_counter() - started

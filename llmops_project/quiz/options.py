@@ -1,76 +1,38 @@
-"""Command-line options of the entry points. The MLproject file is the one place that holds each
-parameter's default: the scripts read it, so `python generate_answers.py` and `mlflow run` agree."""
+"""Command-line options the two generation entry points share. As in every folder, argparse holds
+each default (what ``python generate_answers.py --help`` shows); the MLproject repeats them for
+``mlflow run``, and tests/test_mlprojects.py checks that the two agree. The value types come from
+cli.py, the same file in every folder."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
-import yaml
-
-from quiz import MLPROJECT_FILE, PROMPTS_DIR
+import cli
+from quiz import PROMPTS_DIR
 
 
-def entry_point_defaults(entry_point: str) -> dict:
-    """{parameter: default} of one entry point of the MLproject file."""
-    spec = yaml.safe_load(MLPROJECT_FILE.read_text(encoding="utf-8"))
-    parameters = spec["entry_points"][entry_point].get("parameters") or {}
-    return {name: definition.get("default") for name, definition in parameters.items()}
-
-
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type for integers >= minimum ('4' and '4.0' both mean 4, as MLflow passes
-    numeric parameters through verbatim)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not value.is_integer() or value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} must be a whole number >= {minimum}")
-        return int(value)
-
-    return parse
-
-
-def fraction(text: str) -> float:
-    """An argparse type for a number between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
-    return value
-
-
-def add_generation_arguments(parser: argparse.ArgumentParser, defaults: dict) -> None:
-    """The options both generation entry points take (their defaults come from the MLproject)."""
-    parser.add_argument(
-        "--prompt-template", default=defaults["prompt_template"], choices=user_templates(), help="user prompt template"
-    )
+def add_generation_arguments(parser: argparse.ArgumentParser, model: str, max_tokens: int) -> None:
+    """The options both generation entry points take; ``model`` and ``max_tokens`` differ between them."""
+    parser.add_argument("--prompt-template", default="basic", choices=user_templates(), help="user prompt template")
     parser.add_argument(
         "--max-questions",
-        type=whole_number(-1),
-        default=defaults["max_questions"],
+        type=cli.whole_number(-1),
+        default=-1,
         help="answer only the first N questions (-1 = all)",
     )
-    parser.add_argument("--model", default=defaults["model"], help="chat model name")
-    parser.add_argument("--temperature", type=float, default=defaults["temperature"], help="sampling temperature")
-    parser.add_argument(
-        "--max-tokens", type=whole_number(1), default=defaults["max_tokens"], help="longest answer, in tokens"
-    )
+    parser.add_argument("--model", default=model, help="chat model name")
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
+    parser.add_argument("--max-tokens", type=cli.whole_number(1), default=max_tokens, help="longest answer, in tokens")
     parser.add_argument(
         "--concurrency",
-        type=whole_number(1),
-        default=defaults["concurrency"],
+        type=cli.whole_number(1),
+        default=8,
         help="questions answered at once (1 = one after the other)",
     )
     parser.add_argument(
         "--max-failure-rate",
-        type=fraction,
-        default=defaults["max_failure_rate"],
+        type=cli.fraction(),
+        default=0.2,
         help="fail the run when more than this fraction of questions failed",
     )
 

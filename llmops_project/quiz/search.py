@@ -7,8 +7,8 @@ listing, in generate_answers_with_agent.py) combines. The search itself has thre
 * ``auto``    - ``ddgs`` when DuckDuckGo is reachable, ``offline`` otherwise (also per call, if
   a DuckDuckGo search fails).
 
-``use_backend`` chooses one for the run, and the most results a search may return
-(the ``search_results_count`` parameter).
+``Searcher.choose`` picks one for the run, with the most results a search may return (the
+``search_results_count`` parameter); the agent's tool is bound to that searcher, no global state.
 """
 
 from __future__ import annotations
@@ -142,20 +142,22 @@ def choose_backend(name: str):
     return DuckDuckGoSearch() if name == "ddgs" else AutoSearch()
 
 
-_backend = None  # set by use_backend
-_max_results = 3
+@dataclass(frozen=True)
+class Searcher:
+    """The search of one run: its backend and the most results one search returns (the
+    ``search_results_count`` parameter). The agent's ``web_search_tool`` is bound to one."""
 
+    backend: OfflineSearch | DuckDuckGoSearch | AutoSearch
+    max_results: int = 3
 
-def use_backend(name: str, max_results: int):
-    """Choose the search backend of this run, and the most results one search returns."""
-    global _backend, _max_results
-    _backend, _max_results = choose_backend(name), max_results
-    return _backend
+    @classmethod
+    def choose(cls, name: str, max_results: int) -> Searcher:
+        """The searcher of backend ``name`` (auto, ddgs, offline)."""
+        return cls(choose_backend(name), max_results)
 
-
-def search_web(query: str, max_results: int = 3) -> list[SearchResult]:
-    """The chosen backend's results for ``query``: at least one, at most ``search_results_count``."""
-    return _backend.search(query, max_results=max(1, min(max_results, _max_results)))
+    def search_web(self, query: str, max_results: int = 3) -> list[SearchResult]:
+        """The backend's results for ``query``: at least one, at most ``self.max_results``."""
+        return self.backend.search(query, max_results=max(1, min(max_results, self.max_results)))
 
 
 def format_search_results(results: list[SearchResult]) -> str:
