@@ -30,7 +30,7 @@ import register_all_prompts  # noqa: E402
 from generate_answers_with_agent import web_search_tool  # noqa: E402
 
 import cli  # noqa: E402
-from quiz import search  # noqa: E402
+from quiz import dataset, search  # noqa: E402
 from quiz.questions import load_expectations, load_questions  # noqa: E402
 
 SCORER_NAMES = [s.name for s in evaluate_responses.guidelines_model()]
@@ -73,6 +73,23 @@ def traces_of(run) -> list:
 
 def error_lines(result) -> list[str]:
     return [line for line in result.output.splitlines() if line.startswith("error: ")]
+
+
+def assert_totals_match_traces(run, traces) -> None:
+    """The run's token, cost and latency figures are those of its traces (what the UI shows)."""
+    metrics = run.data.metrics
+    usage = [t.info.token_usage or {} for t in traces]
+    assert metrics["prompt_tokens"] == sum(u.get("input_tokens", 0) for u in usage) > 0
+    assert metrics["completion_tokens"] == sum(u.get("output_tokens", 0) for u in usage) > 0
+    assert metrics["total_tokens"] == sum(u.get("total_tokens", 0) for u in usage)
+    durations = sorted(t.info.execution_time_ms / 1000 for t in traces)
+    assert metrics["latency_p50_seconds"] == pytest.approx(durations[(len(durations) + 1) // 2 - 1])
+    assert metrics["latency_p95_seconds"] == pytest.approx(durations[-1])
+    costs = [t.info.cost["total_cost"] for t in traces if t.info.cost]
+    if costs:  # MLflow prices the model (its catalog knows the OpenAI models)
+        assert metrics["cost_usd"] == pytest.approx(sum(costs))
+    else:
+        assert "cost_usd" not in metrics
 
 
 # --- content ------------------------------------------------------------------------------------
@@ -172,6 +189,34 @@ def test_prompt_registration_is_idempotent_and_versions_changed_text(mlflow_stor
     assert "register_all_prompts" in client.get_prompt_version("basic", 2).commit_message
 
 
+def test_exam_dataset_is_registered_once_and_versioned_by_its_content(mlflow_store):
+    first = mlflow.set_experiment("exam-a").experiment_id
+    exam, version, changed = dataset.sync(first)
+    assert (version, changed) == (1, True)
+    records = exam.to_df()
+    assert len(records) == len(load_questions())
+    expectations = load_expectations()
+    assert dataset.expectations_of(exam) == expectations  # expectations.json, verbatim
+    digest = exam.digest
+
+    # Unchanged files: nothing written, the same dataset in a second experiment too.
+    second = mlflow.set_experiment("exam-b").experiment_id
+    again, version, changed = dataset.sync(second)
+    assert (again.dataset_id, again.digest, version, changed) == (exam.dataset_id, digest, 1, False)
+    assert set(again.experiment_ids) == {first, second}
+    assert len(mlflow.genai.datasets.search_datasets(filter_string=f"name = '{dataset.NAME}'")) == 1
+
+    # Changed criteria and one question fewer: version 2, the records follow the files.
+    edited = dataset.records()[:-1]
+    edited[0]["expectations"] = {"guidelines": ["The answer should be short."]}
+    updated, version, changed = dataset.sync(first, edited)
+    assert (updated.dataset_id, version, changed) == (exam.dataset_id, 2, True)
+    assert updated.digest != digest
+    stored = dataset.expectations_of(updated)
+    assert len(stored) == len(expectations) - 1
+    assert stored[edited[0]["inputs"]["question"]] == ["The answer should be short."]
+
+
 # --- entry points end to end --------------------------------------------------------------------
 
 
@@ -228,6 +273,7 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     traces = traces_of(run)
     assert len(traces) == 3  # one per question, retries included
     assert {t.info.trace_id for t in traces} == set(answers["trace_id"])
+    assert_totals_match_traces(run, traces)
     assert "evaluate_responses" in generated.stdout
     assert run.info.run_id in generated.stdout
 
@@ -239,6 +285,17 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     assert evaluated.run.info.run_name == "evaluate"
     # The judges went to OPENAI_BASE_URL (the test server), five LLM scorers per answer.
     assert len(llm_server.chat_requests("judge")) - judge_calls_before == 5 * 3
+    assert evaluated.run.data.metrics["judge_calls"] == 5 * 3
+    assert evaluated.run.data.metrics["judge_errors"] == 0
+    # It records the exam dataset it was judged against (the UI's Datasets page lists it).
+    # (mlflow.genai.evaluate logs the table of traces it judged as a second input, named "dataset".)
+    [used] = [i for i in evaluated.run.inputs.dataset_inputs if i.dataset.name == dataset.NAME]
+    exam = mlflow.genai.datasets.get_dataset(name=dataset.NAME)
+    assert used.dataset.digest == exam.digest
+    assert {t.key: t.value for t in used.tags}["version"] == "1"
+    assert evaluated.run.data.params["dataset_version"] == "1"
+    assert evaluated.run.data.tags["quiz.dataset_id"] == exam.dataset_id
+    assert run.info.experiment_id in exam.experiment_ids
 
     expectations = load_expectations()
     for trace_id, question, answer in zip(answers["trace_id"], questions, answers["answer"], strict=True):
@@ -289,6 +346,7 @@ def test_generate_answers_with_agent_uses_the_search_tool(mlflow_store, llm_serv
     answers = answers_csv(mlflow_store, run)
     traces = traces_of(run)
     assert len(traces) == 2
+    assert_totals_match_traces(run, traces)  # the agent's two model calls per question, summed
     assert {t.info.trace_id for t in traces} == set(answers["trace_id"])
     by_id = {t.info.trace_id: t for t in traces}
     for trace_id, question, answer in zip(answers["trace_id"], answers["question"], answers["answer"], strict=True):
