@@ -30,7 +30,7 @@ import register_all_prompts  # noqa: E402
 from generate_answers_with_agent import web_search_tool  # noqa: E402
 
 import cli  # noqa: E402
-from quiz import dataset, search  # noqa: E402
+from quiz import dataset, decision, search  # noqa: E402
 from quiz.questions import load_expectations, load_questions  # noqa: E402
 
 SCORER_NAMES = [s.name for s in evaluate_responses.guidelines_model()]
@@ -435,3 +435,150 @@ def test_malformed_questions_csv_stops_before_generation(mlflow_store, llm_serve
     assert "Fix questions.csv" in line
     assert result.runs == []
     assert not llm_server.chat_requests()
+
+
+# --- compare: prompts and models, a winner only when clearly better -----------------------------
+
+BASIC_PROMPT = "Be concise but comprehensive."  # text of prompts/basic.txt only
+PRACTICAL_PROMPT = "Provide an answer that:"  # text of prompts/practical.txt only
+
+
+def candidate(scores: list[float], template: str = "t", failed=(), judge_errors: int = 0) -> decision.Candidate:
+    series = pd.Series(scores, index=range(1, len(scores) + 1), dtype=float)
+    return decision.Candidate(template, "m", series, failed_questions=list(failed), judge_errors=judge_errors)
+
+
+def test_decision_rule_needs_a_margin_a_sign_test_and_no_failures():
+    assert decision.sign_test(6, 0) == pytest.approx(1 / 64)
+    assert decision.sign_test(4, 0) == pytest.approx(1 / 16)
+    assert decision.sign_test(5, 1) == pytest.approx(7 / 64)
+    six_better = decision.decide([candidate([1] * 6, "a"), candidate([0.5] * 6, "b")])
+    assert six_better.winner.template == "a"
+    assert "p = 0.016" in six_better.reason
+    # A tie, four questions only, a mixed record: no winner, and the reason says why.
+    tie = decision.decide([candidate([1, 0, 1, 1, 0, 1], "a"), candidate([1, 0, 1, 1, 0, 1], "b")])
+    assert tie.winner is None
+    assert "a tie" in tie.reason
+    few = decision.decide([candidate([1] * 4, "a"), candidate([0] * 4, "b")])
+    assert few.winner is None
+    assert "p = 0.062" in few.reason
+    assert "compare on more" in few.reason
+    mixed = decision.decide([candidate([1, 1, 1, 1, 1, 0, 1], "a"), candidate([0, 0, 0, 0, 0, 1, 0], "b")])
+    assert mixed.winner is None  # 6 better, 1 worse: p = 0.0625
+    # The best score with a failed question or a judge error cannot win.
+    failed = decision.decide([candidate([1] * 5 + [0], "a", failed=[6]), candidate([0.2] * 6, "b")])
+    assert failed.winner is None
+    assert "failed questions [6]" in failed.reason
+    erred = decision.decide([candidate([1] * 6, "a", judge_errors=1), candidate([0.2] * 6, "b")])
+    assert erred.winner is None
+    assert "1 judge error" in erred.reason
+    # Three candidates: the leader must beat every one of them.
+    close = decision.decide([candidate([1] * 6, "a"), candidate([0] * 6, "b"), candidate([1] * 5 + [0.9], "c")])
+    assert close.winner is None
+    assert "c @ m" in close.reason
+
+
+@pytest.mark.entry_point("llmops_project", "compare")
+def test_compare_picks_the_template_the_server_makes_best(mlflow_store, llm_server):
+    register_prompts_in_process()
+    llm_server.prompt_answers = {BASIC_PROMPT: "{answer} (unsure)"}
+    llm_server.judge_no = ["(unsure)"]  # every judge rejects basic's answers
+    result = run_project(
+        mlflow_store,
+        PROJECT,
+        "compare",
+        {"templates": "basic,practical", "max_questions": 6, "concurrency": 3},
+        experiment_name="compare-test",
+        env=VENV_PATH,
+    )
+    parent = result.run
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["decision"] == "winner: practical @ gpt-4.1-mini"
+    assert parent.data.tags["winner"] == "practical @ gpt-4.1-mini"
+    assert "sign test p = 0.016" in parent.data.tags["decision_reason"]
+    children = {r.info.run_name: r for r in result.children_of(parent)}
+    assert set(children) == {"basic-gpt-4.1-mini", "practical-gpt-4.1-mini"}
+    # Same questions, same judges, same temperature and seed for both.
+    plain = llm_server.chat_requests("plain")
+    assert len(plain) == 2 * 6
+    assert {(r["temperature"], r["seed"]) for r in plain} == {(0.7, 42)}
+    assert len(llm_server.chat_requests("judge")) == 2 * 6 * 5
+    for child in children.values():
+        assert child.info.status == "FINISHED"
+        metrics = child.data.metrics
+        assert (metrics["successful"], metrics["judge_calls"], metrics["judge_errors"]) == (6, 30, 0)
+        assert_totals_match_traces(child, traces_of(child))
+        assert child.data.params["dataset_version"] == "1"
+    assert children["practical-gpt-4.1-mini"].data.metrics["overall_score"] == 1.0
+    assert children["basic-gpt-4.1-mini"].data.metrics["overall_score"] == pytest.approx(2 / 7)  # the code scorers
+
+    table = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/comparison.csv")))
+    assert table["template"].tolist() == ["practical", "basic"]
+    assert table["correctness/mean"].tolist() == [1.0, 0.0]
+    for column in ("total_tokens", "latency_p50_seconds", "latency_p95_seconds", "failed_questions"):
+        assert column in table
+    artifacts = {f.path for f in mlflow_store.client.list_artifacts(parent.info.run_id)}
+    assert {"comparison.csv", "comparison.png"} <= artifacts
+
+    # Each candidate is an app version (LoggedModel) that its traces link to; the winner is tagged.
+    models = {
+        m.name: m for m in mlflow.search_logged_models(experiment_ids=[parent.info.experiment_id], output_format="list")
+    }
+    assert set(models) == {"quiz-basic-v1-gpt-4_1-mini", "quiz-practical-v1-gpt-4_1-mini"}
+    winner = models["quiz-practical-v1-gpt-4_1-mini"]
+    assert winner.tags["quiz.decision"] == "winner"
+    assert models["quiz-basic-v1-gpt-4_1-mini"].tags["quiz.decision"] == "compared"
+    linked = mlflow.search_traces(locations=[parent.info.experiment_id], model_id=winner.model_id, return_type="list")
+    answers = answers_csv(mlflow_store, children["practical-gpt-4.1-mini"])
+    assert set(answers["trace_id"]) <= {t.info.trace_id for t in linked}
+    # The winning prompt version gets @champion, explicitly; the next command reviews its answers.
+    assert mlflow_store.client.get_prompt_version_by_alias("practical", "champion").version == 1
+    assert "@champion is now practical v1 (was none)" in result.stdout
+    assert f"generation_run_id={children['practical-gpt-4.1-mini'].info.run_id}" in result.stdout
+    assert "--experiment-id" in result.stdout
+    assert "-e review" in result.stdout
+
+
+def test_compare_never_picks_a_candidate_with_a_failed_question(mlflow_store, llm_server):
+    register_prompts_in_process()
+    question = project_questions()[1]["Question"]
+    llm_server.prompt_answers = {BASIC_PROMPT: "{answer} (unsure)"}
+    llm_server.judge_no = ["(unsure)"]
+    llm_server.fail_prompts = [f"{question}\n\nDifficulty: 1/4\n\n{PRACTICAL_PROMPT}"]  # practical, question 2
+    result = run_script(
+        mlflow_store,
+        f"{PROJECT}/compare.py",
+        *("--templates", "basic,practical", "--max-questions", "6"),
+        env=VENV_PATH,
+    )
+    parent = result.run
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["decision"] == "no clear winner"
+    assert "practical @ gpt-4.1-mini, has failed questions [2]: it cannot win" in parent.data.tags["decision_reason"]
+    assert "winner" not in parent.data.tags
+    assert mlflow.genai.load_prompt("prompts:/practical@champion", allow_missing=True, cache_ttl_seconds=0) is None
+    assert "@champion unchanged (no clear winner)" in result.stdout
+
+
+def test_compare_bad_input_is_one_line_and_no_run_left_running(mlflow_store, llm_server):
+    register_prompts_in_process()
+    unknown = run_script(
+        mlflow_store, f"{PROJECT}/compare.py", "--templates", "basic,poetic", env=VENV_PATH, expect_success=False
+    )
+    [line] = error_lines(unknown)
+    assert line.startswith("error: argument --templates: unknown name 'poetic' in 'basic,poetic' (choose from ")
+    assert unknown.runs == []
+    # No answer at all (provider unreachable): the candidate's run and the comparison end FAILED.
+    env = {**VENV_PATH, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    down = run_script(
+        mlflow_store,
+        f"{PROJECT}/compare.py",
+        *("--templates", "basic", "--max-questions", "1"),
+        env=env,
+        expect_success=False,
+    )
+    [line] = error_lines(down)
+    assert "no question was answered" in line
+    assert {r.info.status for r in down.runs} == {"FAILED"}
+    assert len(down.runs) == 2
+
