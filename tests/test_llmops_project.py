@@ -30,7 +30,7 @@ import register_all_prompts  # noqa: E402
 from generate_answers_with_agent import web_search_tool  # noqa: E402
 
 import cli  # noqa: E402
-from quiz import dataset, decision, search  # noqa: E402
+from quiz import dataset, decision, labels, search  # noqa: E402
 from quiz.questions import load_expectations, load_questions  # noqa: E402
 
 SCORER_NAMES = [s.name for s in evaluate_responses.guidelines_model()]
@@ -582,3 +582,106 @@ def test_compare_bad_input_is_one_line_and_no_run_left_running(mlflow_store, llm
     assert {r.info.status for r in down.runs} == {"FAILED"}
     assert len(down.runs) == 2
 
+
+# --- review: human feedback, and the judges measured against it ----------------------------------
+
+
+def write_labels(path: Path, rows: list[dict]) -> Path:
+    columns = ["question", *labels.NAMES, "comment"]
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def human_feedback(trace_id: str) -> list:
+    trace = mlflow.get_trace(trace_id)
+    return [a for a in trace.info.assessments if a.feedback is not None and a.source.source_type == "HUMAN"]
+
+
+def test_example_labels_file_names_questions_of_the_exam():
+    exam = [q.text for q in load_questions()]
+    example = labels.read_labels(PROJECT_DIR / "review_labels.example.csv", exam)
+    assert list(example) == exam[: len(example)]  # the first questions, as the offline demo answers them
+    assert all(set(label.verdicts) == set(labels.NAMES) for label in example.values())
+
+
+@pytest.mark.entry_point("llmops_project", "review")
+def test_review_logs_human_feedback_once_and_measures_the_judges(mlflow_store, llm_server, tmp_path):
+    register_prompts_in_process()
+    questions = [r["Question"] for r in project_questions()[:4]]
+    llm_server.answers = {questions[3]: "A short answer, marked (unsure), that every judge rejects outright."}
+    llm_server.judge_no = ["(unsure)"]
+    experiment = {"experiment_name": "review-test"}
+    generated = run_project(
+        mlflow_store, PROJECT, "generate_answers", {"max_questions": 4}, **experiment, env=VENV_PATH
+    )
+    run_id = generated.run.info.run_id
+    run_project(mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": run_id}, **experiment, env=VENV_PATH)
+
+    # Hand-computed: the judges say yes, yes, yes, no. The human says correctness yes, no, yes, no
+    # (agreement 3/4; chance 1/2 * 3/4 + 1/2 * 1/4 = 1/2, kappa (3/4 - 1/2) / (1 - 1/2) = 1/2) and
+    # english yes x4 (agreement 3/4; chance 3/4, kappa 0). Other criteria left empty: not measured.
+    human = [("yes", "yes"), ("no", "yes"), ("yes", "yes"), ("no", "yes")]
+    rows = [
+        {"question": q, "correctness": c, "english": e, "comment": "checked by hand" if i == 0 else ""}
+        for i, (q, (c, e)) in enumerate(zip(questions, human, strict=True))
+    ]
+    path = write_labels(tmp_path / "labels.csv", rows)
+    params = {"generation_run_id": run_id, "labels": str(path), "reviewer": "ada"}
+    first = run_project(mlflow_store, PROJECT, "review", params, **experiment, env=VENV_PATH)
+    review = first.run
+    assert review.info.status == "FINISHED"
+    metrics = review.data.metrics
+    assert metrics["human_verdicts_logged"] == 8
+    assert metrics["correctness/agreement"] == pytest.approx(0.75)
+    assert metrics["correctness/kappa"] == pytest.approx(0.5)
+    assert metrics["english/agreement"] == pytest.approx(0.75)
+    assert metrics["english/kappa"] == pytest.approx(0.0)
+    assert metrics["correctness/labelled"] == 4
+    assert not any(name.startswith("relevance_to_query/") for name in metrics)
+    table = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{review.info.run_id}/judge_agreement.csv")))
+    assert table.set_index("judge").loc["correctness", "human_yes"] == 2
+
+    answers = answers_csv(mlflow_store, generated.run)
+    first_feedback = human_feedback(answers["trace_id"][0])
+    assert {(a.name, a.feedback.value, a.source.source_id) for a in first_feedback} == {
+        ("correctness", True, "ada"),
+        ("english", True, "ada"),
+    }
+    assert {a.rationale for a in first_feedback} == {"checked by hand"}
+    assert [a.feedback.value for a in human_feedback(answers["trace_id"][1]) if a.name == "correctness"] == [False]
+
+    # Again (a resumed review): nothing logged twice, the same figures.
+    again = run_project(mlflow_store, PROJECT, "review", params, **experiment, env=VENV_PATH)
+    assert again.run.data.metrics["human_verdicts_logged"] == 0
+    assert again.run.data.metrics["correctness/kappa"] == pytest.approx(0.5)
+    assert sum(len(human_feedback(t)) for t in answers["trace_id"]) == 8
+
+
+def test_review_bad_input_is_one_line_and_no_run_left_running(mlflow_store, tmp_path):
+    exam = [r["Question"] for r in project_questions()]
+    review = f"{PROJECT}/review.py"
+    unknown = write_labels(tmp_path / "unknown.csv", [{"question": "What is love?", "correctness": "yes"}])
+    result = run_script(mlflow_store, review, "--labels", str(unknown), env=VENV_PATH, expect_success=False)
+    [line] = error_lines(result)
+    assert "unknown.csv line 2: 'What is love?' is not a question of questions.csv" in line
+    assert result.runs == []
+    invalid = write_labels(tmp_path / "invalid.csv", [{"question": exam[0], "english": "maybe"}])
+    result = run_script(mlflow_store, review, "--labels", str(invalid), env=VENV_PATH, expect_success=False)
+    [line] = error_lines(result)
+    assert "invalid.csv line 2: english = 'maybe' is not yes or no" in line
+    assert result.runs == []
+
+    # A run whose answers have no traces: nothing to review, the review run ends FAILED.
+    mlflow.set_experiment("no-traces")
+    with mlflow.start_run() as untraced:
+        mlflow.set_tag("quiz.step", "generation")
+        mlflow.log_text("number,question,status,answer,trace_id\n1,What is X?,ok,An answer,\n", "answers.csv")
+    result = run_script(
+        mlflow_store, review, "--generation-run-id", untraced.info.run_id, env=VENV_PATH, expect_success=False
+    )
+    [line] = error_lines(result)
+    assert f"run {untraced.info.run_id} has no traced answer to review" in line
+    assert [r.info.status for r in result.runs] == ["FAILED"]
