@@ -107,8 +107,8 @@ def main() -> None:
         else:
             champion_line = f"@{CHAMPION} unchanged (no clear winner)"
 
-    print("\nComparison (comparison.csv, comparison.png on the run):")
-    print(table.to_string(index=False))
+    print("\nComparison (all pass rates in comparison.csv; comparison.png on the run):")
+    print(table[[c for c in BRIEF if c in table]].to_string(index=False))
     print(f"\nDecision: {verdict.text}. {verdict.reason}")
     print(champion_line)
     best = verdict.winner or max(candidates, key=lambda c: c.overall)
@@ -212,6 +212,8 @@ def require_some_answers(answers: pd.DataFrame) -> None:
         )
 
 
+BRIEF = ["template", "model", "overall_score", "correctness/mean", "total_tokens", "cost_usd"]
+BRIEF += ["latency_p95_seconds", "failed_questions", "judge_errors"]  # printed; the CSV has every column
 SHOWN = ["total_tokens", "cost_usd", "latency_p50_seconds", "latency_p95_seconds"]
 
 

@@ -138,7 +138,7 @@ def ask(answer, done: dict) -> labels.Label | None:
     print(f"Q{answer.number} ({answer.category}): {answer.question}")
     print("Criteria: " + " ".join(guidelines))
     print("-" * 100)
-    print(evaluate_responses.answer_text(answer.trace.data.response) or answer.answer)
+    print(answer.answer)
     print("-" * 100)
     verdicts = {}
     for name, question in labels.CRITERIA:
