@@ -419,7 +419,10 @@ class Tour:
     def census(self, ui: UiPage) -> str | None:
         found = nested_training(self.client, exclude={"logging_example", "autologging-example", "Iris Experiment"})
         if found is None:
-            return "no run with nested runs in the store (make demo, or: mlflow run census_project -e train --experiment-name adult-classifier)"
+            return (
+                "no run with nested runs in the store "
+                "(make demo, or: mlflow run census_project -e train --experiment-name adult-classifier)"
+            )
         experiment, parent, children = found
         experiment_id = experiment.experiment_id
         ui.open(f"/experiments/{experiment_id}/runs")

@@ -17,8 +17,7 @@ from mlflow.entities import Feedback
 from mlflow.genai.scorers import ExpectationsGuidelines, Guidelines, RelevanceToQuery, scorer
 
 import cli
-from quiz import generation, provider
-from quiz.questions import load_expectations
+from quiz import dataset, generation, provider
 
 
 @scorer
@@ -71,24 +70,25 @@ def guidelines_model(model: str = None):
 def main() -> None:
     args = parse_args()
     provider.require_api_key()  # checked before any MLflow call (the judges call the provider)
-    expectations = load_expectations()
+    exam_records = dataset.records()  # questions.csv + expectations.json, checked before any run
 
     with mlflow.start_run(run_name="evaluate") as run:
         mlflow.set_tag(generation.STEP_TAG, "evaluation")
         cli.log_new_params(vars(args))
         generation_run = find_generation_run(args.generation_run_id, run.info.experiment_id)
         mlflow.set_tag("quiz.evaluated_run_id", generation_run.info.run_id)
+        # The exam as an MLflow evaluation dataset (UI: Datasets), kept in step with the files;
+        # this run records which one it was judged against (input, params dataset_name/_version)
+        exam, version, _ = dataset.sync(run.info.experiment_id, exam_records)
+        dataset.log_use(exam, version)
+        expectations = dataset.expectations_of(exam)
         answers = load_answers(generation_run, expectations)
         print(f"Judging {len(answers)} answers of run {generation_run.info.run_id} with {args.judge_model}")
 
         # The evaluation data: each answer's trace, with its question's correctness guidelines
-        data = pd.DataFrame(
-            {
-                "trace": [mlflow.get_trace(trace_id) for trace_id in answers["trace_id"]],
-                "expectations": [{"guidelines": expectations[q]} for q in answers["question"]],
-            }
-        )
+        data = evaluation_data(answers, expectations)
         results = mlflow.genai.evaluate(data=data, scorers=list(guidelines_model(args.judge_model)))
+        mlflow.log_metrics(judge_counts(results))
         mlflow.log_text(per_question(answers, results).to_csv(index=False), "evaluation_results.csv")
 
     print("\nPass rates:")
@@ -180,6 +180,32 @@ def load_answers(run, expectations: dict) -> pd.DataFrame:
     if missing:
         raise cli.UserError(f"expectations.json has no correctness guidelines for {missing[0]!r}. Add them")
     return answered
+
+
+def evaluation_data(answers: pd.DataFrame, expectations: dict) -> pd.DataFrame:
+    """What the judges read: each answer's trace, and its question's correctness guidelines."""
+    return pd.DataFrame(
+        {
+            "trace": [mlflow.get_trace(trace_id) for trace_id in answers["trace_id"]],
+            "expectations": [{"guidelines": expectations[q]} for q in answers["question"]],
+        }
+    )
+
+
+CODE_SCORERS = {"enough_words", "not_too_many_words"}  # the others ask a judge model
+
+
+def judge_counts(results) -> dict[str, int]:
+    """judge_calls: verdicts asked of the judge model (one per LLM scorer and answer);
+    judge_errors: those that came back with an error or no value."""
+    table = results.tables["eval_results"]
+    judges = [s.name for s in guidelines_model() if s.name not in CODE_SCORERS]
+    errors = 0
+    for name in judges:
+        value = table.get(f"{name}/value", pd.Series([None] * len(table)))
+        error = table.get(f"{name}/error_message", pd.Series([None] * len(table)))
+        errors += int((value.isna() | error.notna()).sum())
+    return {"judge_calls": len(judges) * len(table), "judge_errors": errors}
 
 
 def per_question(answers: pd.DataFrame, results) -> pd.DataFrame:

@@ -8,7 +8,11 @@
   like the schema, ``"result": "yes"`` for the judges' verdict field.
 
 It can be told to fail the next N requests with HTTP 500 (``fail_next``), to delay every request
-(``delay``), and it records every request body (``requests``). ``GET /v1/models`` answers 200.
+(``delay``), and it records every request body (``requests``). To make prompt templates differ
+(``compare``): ``prompt_answers`` answers a user prompt containing a key with its text
+(``{answer}`` = the usual answer), ``judge_no`` makes a judge say ``"no"`` when its request
+contains one of the strings, and ``fail_prompts`` answers HTTP 500, always, to a user prompt that
+contains one of them. ``GET /v1/models`` answers 200.
 The fixture ``llm_server`` starts one per test; ``benchmarks/llm_generation_loop.py`` starts one itself.
 """
 
@@ -28,12 +32,18 @@ ANSWER_PREFIX = "In software engineering terms, a model answer to the question"
 ANSWER_SUFFIX = "explains the definition, gives one example, and cites the course notes."
 
 
-def question_of(messages: list[dict]) -> str:
-    """The question text in the last user message ("Question: ..." line of every template)."""
+def user_text(messages: list[dict]) -> str:
+    """The last user message's text."""
     user_texts = [m.get("content") or "" for m in messages if m.get("role") == "user"]
     text = user_texts[-1] if user_texts else ""
     if isinstance(text, list):  # content parts
         text = " ".join(part.get("text", "") for part in text if isinstance(part, dict))
+    return text
+
+
+def question_of(messages: list[dict]) -> str:
+    """The question text in the last user message ("Question: ..." line of every template)."""
+    text = user_text(messages)
     match = re.search(r"^Question:\s*(.+)$", text, flags=re.MULTILINE)
     return (match.group(1) if match else text).strip()
 
@@ -68,6 +78,9 @@ class FakeOpenAIServer:
         self.delay = delay
         self.fail_next = 0  # answer this many next chat requests with HTTP 500
         self.answers: dict[str, str] = {}  # question substring -> answer text override
+        self.prompt_answers: dict[str, str] = {}  # user prompt substring -> answer ("{answer}": the usual one)
+        self.judge_no: list[str] = []  # a judge request containing one of these says "no"
+        self.fail_prompts: list[str] = []  # a user prompt containing one of these always gets HTTP 500
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -102,10 +115,11 @@ class FakeOpenAIServer:
         """(HTTP status, JSON body) for one chat completion request."""
         with self._lock:
             self.requests.append(body)
-            if self.fail_next > 0:
-                self.fail_next -= 1
+            messages = body.get("messages") or []
+            failing = self._kind(body) != "judge" and any(s in user_text(messages) for s in self.fail_prompts)
+            if self.fail_next > 0 or failing:
+                self.fail_next -= 0 if failing else 1
                 return 500, {"error": {"message": "test server: deliberate failure", "type": "server_error"}}
-        messages = body.get("messages") or []
         message: dict = {"role": "assistant", "content": None}
         finish = "stop"
         response_format = body.get("response_format") or {}
@@ -115,7 +129,14 @@ class FakeOpenAIServer:
                 or response_format.get("schema")
                 or {"properties": {"result": {"type": "string"}, "rationale": {"type": "string"}}}
             )
-            message["content"] = json.dumps(_fill_schema(schema))
+            verdict = _fill_schema(schema)
+            if (
+                isinstance(verdict, dict)
+                and "result" in verdict
+                and any(s in json.dumps(messages) for s in self.judge_no)
+            ):
+                verdict["result"] = "no"
+            message["content"] = json.dumps(verdict)
         elif body.get("tools") and not any(m.get("role") == "tool" for m in messages):
             tool = body["tools"][0]["function"]["name"]
             arguments = json.dumps({"query": question_of(messages)})
@@ -130,6 +151,8 @@ class FakeOpenAIServer:
         else:
             question = question_of(messages)
             text = next((a for key, a in self.answers.items() if key in question), answer_for(question))
+            prompt = user_text(messages)
+            text = next((a.format(answer=text) for key, a in self.prompt_answers.items() if key in prompt), text)
             tool_results = [m.get("content") or "" for m in messages if m.get("role") == "tool"]
             urls = re.findall(r"\((https?://[^)\s]+)\)", " ".join(map(str, tool_results)))
             message["content"] = text + ("\n\nReferences: " + " ".join(urls) if urls else "")

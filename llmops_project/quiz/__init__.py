@@ -5,6 +5,7 @@
 * ``provider``   - the OpenAI-compatible provider: API key, base URL, retries
 * ``search``     - the search backends behind the agent's ``web_search_tool``
 * ``generation`` - THE generation loop both generation entry points hand their ``answer`` to
+* ``dataset``    - the exam (questions + correctness guidelines) as an MLflow evaluation dataset
 """
 
 from pathlib import Path

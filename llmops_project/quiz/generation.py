@@ -6,7 +6,9 @@
   trace (no parent span leaks between questions) and we can read back that trace's id;
 * a question whose provider call still fails after the client's retries is recorded as
   ``failed`` with its error, never as answer text; evaluation reads only ``ok`` rows;
-* results come back in question order, whatever order the threads finish in.
+* results come back in question order, whatever order the threads finish in;
+* each question's tokens, cost (when MLflow knows the model's price) and latency are read back
+  from its trace, the one source of the run's totals (the same figures the UI shows per trace).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ ANSWER_COLUMNS = [
     "prompt_tokens",
     "completion_tokens",
     "total_tokens",
+    "cost_usd",
     "tool_calls",
     "trace_id",
 ]
@@ -53,30 +56,18 @@ class Reply:
     """What an ``answer`` function returns for one question."""
 
     text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     tool_calls: int | None = None  # None: this answerer has no tools
+    # Tokens, cost and latency are not here: they are read from the question's trace.
 
     @classmethod
     def from_chat_completion(cls, response) -> Reply:
         """From the OpenAI SDK's ChatCompletion."""
-        usage = response.usage
-        return cls(
-            text=response.choices[0].message.content or "",
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-        )
+        return cls(text=response.choices[0].message.content or "")
 
     @classmethod
     def from_agent_messages(cls, messages) -> Reply:
-        """From a LangChain agent's final messages: tokens of every model call, tool calls made."""
-        usage = [m.usage_metadata for m in messages if getattr(m, "usage_metadata", None)]
-        return cls(
-            text=str(messages[-1].text),
-            prompt_tokens=sum(u.get("input_tokens", 0) for u in usage),
-            completion_tokens=sum(u.get("output_tokens", 0) for u in usage),
-            tool_calls=sum(1 for m in messages if m.type == "tool"),
-        )
+        """From a LangChain agent's final messages: the answer and the tool calls made."""
+        return cls(text=str(messages[-1].text), tool_calls=sum(1 for m in messages if m.type == "tool"))
 
 
 def require_prompts(*prompts) -> None:
@@ -113,10 +104,28 @@ def answer_all(questions: list[Question], answer: Callable[[Question], Reply], c
         except BaseException:  # Ctrl-C, kill, closed terminal (cli.run): questions not started are dropped
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-    table = pd.DataFrame(rows)
-    table["total_tokens"] = table["prompt_tokens"] + table["completion_tokens"]
-    table.attrs["wall_seconds"] = time.perf_counter() - started
+    wall_seconds = time.perf_counter() - started
+    mlflow.flush_trace_async_logging()  # every trace stored before we read it back
+    table = pd.DataFrame([{**row, **trace_figures(row["trace_id"], row["latency_seconds"])} for row in rows])
+    table.attrs["wall_seconds"] = wall_seconds
     return table
+
+
+def trace_figures(trace_id: str, measured_seconds: float) -> dict:
+    """A question's tokens, cost and latency, as its trace records them (MLflow sums the token usage
+    and, for models in its price catalog, the cost of every LLM call in the trace). Without a trace
+    (tracing off), no tokens and the latency measured around the call."""
+    trace = mlflow.get_trace(trace_id) if trace_id else None
+    usage = (trace.info.token_usage if trace else None) or {}
+    cost = (trace.info.cost if trace else None) or {}
+    duration = trace.info.execution_time_ms if trace else None
+    return {
+        "prompt_tokens": int(usage.get("input_tokens", 0)),
+        "completion_tokens": int(usage.get("output_tokens", 0)),
+        "total_tokens": int(usage.get("total_tokens", 0)),
+        "cost_usd": cost.get("total_cost"),
+        "latency_seconds": measured_seconds if duration is None else duration / 1000,
+    }
 
 
 def _answer_one(answer: Callable[[Question], Reply], question: Question) -> dict:
@@ -135,8 +144,6 @@ def _answer_one(answer: Callable[[Question], Reply], question: Question) -> dict
         "answer": reply.text if ok else "",  # never store error text (or an empty reply) as an answer
         "error": error or ("" if ok else "empty answer"),
         "latency_seconds": round(time.perf_counter() - started, 4),
-        "prompt_tokens": reply.prompt_tokens if reply else 0,
-        "completion_tokens": reply.completion_tokens if reply else 0,
         "tool_calls": reply.tool_calls if reply else None,
         "trace_id": mlflow.get_last_active_trace_id(thread_local=True) or "",
     }
@@ -157,7 +164,8 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def summarize(answers: pd.DataFrame) -> dict[str, float]:
-    """The run's metrics: counts, tokens, latencies (of answered questions), tool calls per answer."""
+    """The run's metrics: counts; tokens, cost (when known) and latencies of the answered questions,
+    all from their traces (see ``trace_figures``); tool calls per answer."""
     ok = answers[answers["status"] == "ok"]
     latencies = ok["latency_seconds"].tolist()
     metrics = {
@@ -172,6 +180,8 @@ def summarize(answers: pd.DataFrame) -> dict[str, float]:
         "latency_p95_seconds": _percentile(latencies, 95),
         "generation_wall_seconds": answers.attrs["wall_seconds"],
     }
+    if ok["cost_usd"].notna().any():
+        metrics["cost_usd"] = float(ok["cost_usd"].sum())
     if ok["tool_calls"].notna().any():
         metrics["tool_calls_per_answer"] = float(ok["tool_calls"].mean()) if len(ok) else 0.0
     return metrics

@@ -6,6 +6,7 @@ cli.py, the same file in every folder."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import cli
 from quiz import PROMPTS_DIR
@@ -43,3 +44,22 @@ SYSTEM_PROMPTS = ("system", "tools")  # prompts/system.txt and the agent's promp
 def user_templates() -> list[str]:
     """The user prompt templates: every prompts/*.txt but the system prompts."""
     return sorted(path.stem for path in PROMPTS_DIR.glob("*.txt") if path.stem not in SYSTEM_PROMPTS)
+
+
+def names(choices: list[str]) -> Callable[[str], list[str]]:
+    """An argparse type for a comma-separated list of names, each one of ``choices`` (or any name
+    when ``choices`` is empty), e.g. 'basic,practical'."""
+
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"{text!r} names nothing: give comma-separated names")
+        unknown = [item for item in items if choices and item not in choices]
+        if unknown:
+            choose = ", ".join(choices)
+            raise argparse.ArgumentTypeError(f"unknown name {unknown[0]!r} in {text!r} (choose from {choose})")
+        if len(set(items)) != len(items):
+            raise argparse.ArgumentTypeError(f"{text!r} names the same thing twice")
+        return items
+
+    return parse
