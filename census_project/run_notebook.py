@@ -11,10 +11,13 @@ the experiment name, and with --quick a small grid. The notebook file itself is 
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -50,34 +53,48 @@ def execute(parameters: dict, timeout: int = 900, echo: bool = False):
     overrides = "\n".join(f"{name} = {value!r}" for name, value in parameters.items())
     notebook.cells.insert(injected, nbformat.v4.new_code_cell(overrides, metadata={"tags": ["injected-parameters"]}))
 
-    def number(index: int) -> int:  # the cell's number in the notebook file, without the injected cell
-        return index + 1 if index < injected else index
-
     def show(cell, cell_index, execute_reply) -> None:
         for output in cell.get("outputs", []):
             if output.output_type == "stream":
                 print(output.text, end="", flush=True)
 
-    client = NotebookClient(
-        notebook,
-        kernel_name="python3",  # this environment's ipykernel: jupyter_client starts it with this Python
-        timeout=timeout,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},  # the kernel's folder, as in Jupyter
-        on_cell_executed=show if echo else None,
-    )
-    try:
-        client.execute()
-    except CellExecutionError:
-        for index, cell in enumerate(notebook.cells):
-            for output in cell.get("outputs", []):
-                if output.output_type == "error":
-                    where = "the injected parameters" if index == injected else f"cell {number(index)}"
-                    raise cli.UserError(
-                        f"{NOTEBOOK.name} failed in {where}: {output.ename}: {output.evalue}. "
-                        f"Open it with `make notebook` and run the cells up to that one to see the traceback"
-                    ) from None
-        raise
+    # This environment's ipykernel ("python3": jupyter_client starts it with this Python). On Linux and
+    # macOS it talks over Unix sockets in a private folder (over TCP, ipykernel warns that any local
+    # user could connect); Windows has only TCP.
+    with tempfile.TemporaryDirectory(prefix="census-notebook-") as sockets:
+        if os.name == "posix":
+            kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "kernel"))
+        else:
+            kernel = KernelManager(kernel_name="python3")
+        client = NotebookClient(
+            notebook,
+            km=kernel,
+            timeout=timeout,
+            resources={"metadata": {"path": str(NOTEBOOK.parent)}},  # the kernel's folder, as in Jupyter
+            on_cell_executed=show if echo else None,
+        )
+        try:
+            client.execute()
+        except CellExecutionError:
+            problem = failed_cell(notebook, injected)
+            if problem:
+                raise cli.UserError(problem) from None
+            raise
     return notebook
+
+
+def failed_cell(notebook, injected: int) -> str | None:
+    """The first cell with an error output, said as ``<notebook> failed in cell N: <error>. <fix>``."""
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                # numbered as in the notebook file (the first cell is 1), without the injected cell
+                where = "the injected parameters" if index == injected else f"cell {index + (index < injected)}"
+                return (
+                    f"{NOTEBOOK.name} failed in {where}: {output.ename}: {output.evalue}. "
+                    "Open it with `make notebook` and run the cells up to that one to see the traceback"
+                )
+    return None
 
 
 def parse_args():
