@@ -63,6 +63,11 @@ def held_out_batch(monitor: str, walk: Walk) -> str:
     return monitor.replace("batch=shifted", "batch=held_out")
 
 
+def with_example_labels(review: str, walk: Walk) -> str:
+    """compare.py prints the interactive review; the walk answers with the shipped example labels."""
+    return f"{review} -P labels=review_labels.example.csv -P reviewer=instructor"
+
+
 STEPS = [
     Step(
         "A taste of MLflow's Tracking API (pt. 2): a successful run",
@@ -121,6 +126,15 @@ STEPS = [
         'mlflow run -e random_forest --env-manager=local --experiment-name "Iris Experiment" .',
         "autolog plus manual logging: test_accuracy and Artifacts > feature_importance.png",
         run_page,
+    ),
+    Step(
+        "A realistic MLOps scenario with MLflow (pt. 1-3): the notebook, run headless",
+        "census_project",
+        "python run_notebook.py --experiment-name census-notebook",
+        "the parent run notebook-grid-search and its nested runs, one per candidate (pt. 2); "
+        "Models > adult-best-random-forest, alias notebook (pt. 3); make notebook opens the notebook itself",
+        run_page,
+        quick=("--quick",),
     ),
     Step(
         "MLflow Project Example (pt. 3): train",
@@ -185,6 +199,26 @@ STEPS = [
         "llmops_project",
         Printed("generate", "evaluate these answers"),
         "the evaluation run, and the assessments (english, correctness, ...) on each trace",
+        run_page,
+        llm=True,
+    ),
+    Step(
+        "LLMOps with MLflow: select the best prompt by evaluation (compare two templates)",
+        "llmops_project",
+        "mlflow run -e compare --env-manager=local --experiment-name {answers} . "
+        "-P templates=basic,practical -P max_questions=4",
+        "the comparison run: comparison.csv, comparison.png and the decision tag; its child runs are the "
+        "candidates, and the exam dataset se-exam is on the Datasets tab",
+        run_page,
+        name="compare",
+        llm=True,
+    ),
+    Step(
+        "LLMOps with MLflow: human feedback, and how far to trust the judges (review)",
+        "llmops_project",
+        Printed("compare", "review the answers", then=with_example_labels),
+        "the review run's agreement and kappa metrics per judge; HUMAN and LLM_JUDGE assessments side by side "
+        "on each trace of the reviewed candidate",
         run_page,
         llm=True,
     ),

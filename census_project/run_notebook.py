@@ -5,8 +5,8 @@ present.py and the tests), in a real Jupyter kernel of this environment, from th
 papermill, it inserts a cell after the notebook's `parameters` cell to change its hard-coded values:
 the experiment name, and with --quick a small grid. The notebook file itself is not modified.
 
-    python run_notebook.py --experiment-name adult-classifier-notebook
-    python run_notebook.py --experiment-name adult-classifier-notebook --quick
+    python run_notebook.py --experiment-name census-notebook
+    python run_notebook.py --experiment-name census-notebook --quick
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def failed_cell(notebook, injected: int) -> str | None:
 
 def parse_args():
     parser = cli.ArgumentParser(
-        example="python run_notebook.py --experiment-name adult-classifier-notebook --quick",
+        example="python run_notebook.py --experiment-name census-notebook --quick",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--experiment-name", required=True, help="the notebook's EXPERIMENT_NAME")

@@ -13,13 +13,12 @@ import nbformat
 import pytest
 from mlflow.entities import RunStatus
 
+from tests import examples
 from tests.harness import REPO_ROOT
 
 FOLDER = REPO_ROOT / "census_project"
-sys.path.insert(0, str(FOLDER))  # the folder's own modules, as its scripts see them
-import run_notebook  # noqa: E402
-
-import cli  # noqa: E402
+# The folder's own modules, as its scripts see them (tests/examples.py: with census_project's cli.py)
+cli, run_notebook = examples.load("census_project", "cli", "run_notebook")
 
 NOTEBOOK = run_notebook.NOTEBOOK
 # run_notebook.py --quick: the grid of tests/test_census_project.py (one logistic regression, four

@@ -148,7 +148,7 @@ def test_a_step_run_again_later_writes_next_to_the_earlier_steps(module_store, w
 def test_list_shows_the_steps_without_running_anything(module_store):
     listed = present("--list")
     assert listed.returncode == 0
-    assert "17. Exemplifying MLflow for LLM Applications (pt. 10-11)" in listed.stdout
+    assert "20. Exemplifying MLflow for LLM Applications (pt. 10-11)" in listed.stdout
 
 
 def test_a_taken_port_stops_the_serve_step_with_one_clear_line(module_store, walk):
