@@ -417,7 +417,9 @@ class Tour:
 
     # "A realistic MLOps scenario with MLflow", pt. 2: nested runs, comparison charts
     def census(self, ui: UiPage) -> str | None:
-        found = nested_training(self.client, exclude={"logging_example", "autologging-example", "Iris Experiment"})
+        found = nested_training(
+            self.client, exclude={"logging_example", "autologging-example", "Iris Experiment", "census-notebook"}
+        )
         if found is None:
             return (
                 "no run with nested runs in the store "
