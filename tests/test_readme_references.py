@@ -70,3 +70,21 @@ def test_the_scan_knows_each_form():
         (Path("census_project/README.md"), "Champion"),
     ]
     assert "Offline" not in headings(REPO_ROOT / "llmops_project" / "README.md")  # the section that never was
+
+
+def test_each_example_readme_explains_mlflows_own_common_errors():
+    """MLflow's messages a student meets most (reproduced with MLflow 3.17.2: `mlflow run` on a folder
+    that is not there, a typo'd alias or model name, classroom mode without a login or in another's
+    experiment), quoted in every example folder's README with their fix."""
+    messages = [
+        "does not appear to be a git repository",
+        "Registered model alias champoin not found.",
+        "Registered Model with name=",
+        "failed with error code 401 != 200. Response body: 'You are not authenticated.",
+        "failed with error code 403 != 200. Response body: 'Permission denied'",
+    ]
+    for folder in ("tracking_example", "autologging_example", "census_project", "llmops_project"):
+        text = (REPO_ROOT / folder / "README.md").read_text()
+        assert "## Common errors" in text, folder
+        section = " ".join(text.split("## Common errors", 1)[1].split("\n## ", 1)[0].split())  # one line
+        assert [m for m in messages if m not in section] == [], folder
