@@ -22,7 +22,8 @@ active virtual environment. From then on, every Python process of that environme
 store is. Two more commands serve instructors and students:
 
 * ``python default_store.py ui [--port 5000]`` (``make ui``): the MLflow UI on this store. It checks
-  the port first, and says what holds it and how to choose another, instead of failing quietly.
+  the port first, and says what holds it and how to choose another, instead of failing quietly;
+  it prints "MLflow UI ready: <URL>" once the UI answers, not before.
 * ``python default_store.py reset [--force]`` (``make reset``): empty the store (``mlflow.db``,
   ``mlartifacts/``) after a y/N question, for a class that starts afresh. It refuses while the UI
   started by ``make ui`` still uses the store.
@@ -143,7 +144,9 @@ def ui_command(port: int) -> list[str]:
 
 
 def start_ui(port: int, background: bool = False):
-    """The MLflow UI on the store in use; exits with one clear line when the port is taken."""
+    """The MLflow UI on the store in use; exits with one clear line when the port is taken. In the
+    foreground, it says "ready" only once the UI answers (the server takes 15-30 s to start on a
+    small machine, and prints "Uvicorn running" well before the page loads)."""
     import json
     import subprocess
 
@@ -152,18 +155,40 @@ def start_ui(port: int, background: bool = False):
             f"error: port {port} is taken by {holder}, so the MLflow UI cannot start. "
             f"Stop it, or choose another port: UI_PORT={port + 50} make ui (or --port {port + 50})"
         )
-    print(f"MLflow UI on {os.environ['MLFLOW_TRACKING_URI']}: http://127.0.0.1:{port}", flush=True)
+    url = f"http://127.0.0.1:{port}"
+    print(f"Starting the MLflow UI on {os.environ['MLFLOW_TRACKING_URI']}: {url} (wait for 'ready')", flush=True)
     process = subprocess.Popen(ui_command(port), start_new_session=background)  # background: its own group
     _ui_state_file().write_text(json.dumps({"pid": process.pid, "port": port}))
     if background:
         return process
     try:
+        if _wait_until_answers(url, process):
+            print(f"\nMLflow UI ready: {url}", flush=True)
+            print("  The side bar's switch picks the view: Model training (tracking, autologging, census),")
+            print("  GenAI (llmops). The MLflow Assistant panel opens on a first visit: close it with its X.")
+            print("  Stop the UI with Ctrl+C.", flush=True)
         sys.exit(process.wait())
     except KeyboardInterrupt:
         process.terminate()
         process.wait()
     finally:
         _ui_state_file().unlink(missing_ok=True)
+
+
+def _wait_until_answers(url: str, process) -> bool:
+    """True once ``url`` answers 200; False if ``process`` ends first."""
+    import time
+    import urllib.request
+
+    while process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return True
+        except OSError:  # refused, reset or timed out: not up yet
+            pass
+        time.sleep(0.5)
+    return False
 
 
 def reset(force: bool) -> None:

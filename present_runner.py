@@ -237,7 +237,7 @@ def run_page(walk: Walk, shown: Shown) -> str:
 def traces_page(walk: Walk, shown: Shown) -> str:
     """The Traces tab of the experiment of the run the step's script printed."""
     if run := printed_run(shown.output):
-        return walk.page(f"experiments/{run['experiment']}/traces")
+        return walk.page(f"experiments/{run['experiment']}/traces?workflowType=genai")
     raise WalkError(f"`{shown.command}` printed no run page (its cli.print_ui_hint line)")
 
 
@@ -245,7 +245,7 @@ def logged_model_page(walk: Walk, shown: Shown) -> str:
     """The page of the logged model (models:/m-...) the step's command uses."""
     model_id = re.search(r"models:/(m-\w+)", shown.command)[1]
     experiment_id = mlflow.MlflowClient().get_logged_model(model_id).experiment_id
-    return walk.page(f"experiments/{experiment_id}/models/{model_id}")
+    return walk.page(f"experiments/{experiment_id}/models/{model_id}?workflowType=machine_learning")
 
 
 def registered_model_page(walk: Walk, shown: Shown) -> str:
@@ -261,7 +261,7 @@ def failed_run_page(script: str) -> Callable[[Walk, Shown], str]:
     def page(walk: Walk, shown: Shown) -> str:
         names = script_constants(REPO_ROOT / script)
         run = newest_run(names["EXPERIMENT_NAME"], names["RUN_NAME"], "FAILED")
-        return walk.page(f"experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+        return walk.page(f"experiments/{run.info.experiment_id}/runs/{run.info.run_id}?workflowType=machine_learning")
 
     return page
 

@@ -169,15 +169,17 @@ def mlflow_ui() -> Iterator[str]:
 
 
 class UiPage:
-    """A tab on the MLflow UI in one side-bar mode (MODEL_TRAINING or GENAI), with the pop-ups seen."""
+    """A tab on the MLflow UI in one side-bar mode (MODEL_TRAINING or GENAI), with the pop-ups seen;
+    or, with ``workflow=None``, a fresh browser's first visit (nothing in its localStorage)."""
 
-    def __init__(self, browser, base_url: str, workflow: str, out_dir: Path | None = None):
+    def __init__(self, browser, base_url: str, workflow: str | None, out_dir: Path | None = None):
         self.base_url, self.out_dir = base_url, out_dir
         self.context = browser.new_context(viewport=VIEWPORT, color_scheme="light", locale="en-US")
-        storage = {**SEEN_POPUPS, WORKFLOW_KEY: json.dumps(workflow)}
-        self.context.add_init_script(
-            "try {" + "".join(f"localStorage.setItem({k!r}, {v!r});" for k, v in storage.items()) + "} catch (e) {}"
-        )
+        if workflow is not None:
+            storage = {**SEEN_POPUPS, WORKFLOW_KEY: json.dumps(workflow)}
+            self.context.add_init_script(
+                "try {" + "".join(f"localStorage.setItem({k!r}, {v!r});" for k, v in storage.items()) + "} catch (e) {}"
+            )
         self.page = self.context.new_page()
         self.page.set_default_timeout(PAGE_TIMEOUT_MS)
 

@@ -22,7 +22,8 @@ This file is the same in every example folder, so that a folder can be copied an
 * ``print_next`` / ``mlflow_run_command``: the next command, as the talk runs it (from inside this
   folder), then from the repository root, each on its own labelled line.
 * ``print_ui_hint``: where to look at a run: ``make ui`` for the local store, the server's page
-  when ``MLFLOW_TRACKING_URI`` points at a tracking server.
+  when ``MLFLOW_TRACKING_URI`` points at a tracking server. ``ui_page`` / ``set_experiment_kind``:
+  the UI's view (Model training or GenAI) that each folder's pages open in (see that block).
 * On import, it silences the few library warnings a student cannot act on (see the end of the file).
 """
 
@@ -341,21 +342,48 @@ def print_next(what: str, command: str) -> None:
     print(f"  {top:<{width}}  {root}")
 
 
-def run_page(run) -> str:
-    """The run's page in the MLflow UI: on the tracking server, or on ``make ui``'s local UI."""
+# --- The MLflow UI's view: "Model training" (runs, charts, models) or "GenAI" (traces, evaluations) ----
+# MLflow 3.17's UI picks the view from its side bar's switch, which it remembers in the browser
+# (a fresh browser starts in GenAI), or from ``?workflowType=`` in the page's address, which wins.
+# So every page printed here names its view. The experiment tag ``mlflow.experimentKind`` is what
+# the UI reads when that switch is off (MLflow's own demo sets it too): set it, for such UIs.
+MODEL_TRAINING, GENAI = "machine_learning", "genai"  # the values of ?workflowType=
+VIEW = GENAI if FOLDER == "llmops_project" else MODEL_TRAINING  # this folder's view, as the talk shows it
+EXPERIMENT_KIND = {MODEL_TRAINING: "custom_model_development", GENAI: "genai_development"}
+
+
+def set_experiment_kind(experiment_id: str) -> None:
+    """Tag the experiment with this folder's kind (``mlflow.experimentKind``), unless it has one."""
+    client = mlflow.MlflowClient()
+    if "mlflow.experimentKind" not in client.get_experiment(experiment_id).tags:
+        client.set_experiment_tag(experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND[VIEW])
+
+
+def ui_page(route: str) -> str:
+    """``route`` (e.g. ``/experiments/1/runs``) in the MLflow UI, in this folder's view: on the
+    tracking server, or on ``make ui``'s local UI."""
     tracking_uri = mlflow.get_tracking_uri()
     base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else LOCAL_UI
-    return f"{base}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+    return f"{base}/#{route}?workflowType={VIEW}"
+
+
+def run_page(run) -> str:
+    """The run's page in the MLflow UI."""
+    return ui_page(f"/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
 
 
 def print_ui_hint(run, what: str = "the run") -> None:
-    """Where to look at ``run``: the server's page, or how to start the local UI and what to open."""
+    """Where to look at ``run``: the server's page, or how to start the local UI and what to open.
+    Also tags the run's experiment with this folder's kind (see ``set_experiment_kind``)."""
+    set_experiment_kind(run.info.experiment_id)
     if not mlflow.get_tracking_uri().startswith(("http://", "https://")):
         print("\nLook at it in the MLflow UI: start it with `make ui` (from the repository root),")
         print(f"or `mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}`, then open")
     else:
         print("\nLook at it in the MLflow UI of the tracking server:")
     print(f"  {run_page(run)}   ({what})")
+    if VIEW == MODEL_TRAINING:
+        print(f"  {ui_page(f'/experiments/{run.info.experiment_id}/runs')}   (all runs of its experiment)")
 
 
 # --- Library warnings a student cannot act on: each filter matches one known message, nothing more ----

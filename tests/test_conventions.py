@@ -79,20 +79,45 @@ def test_files_of_the_folder_are_named_relative_to_where_the_command_runs(capsys
 
 
 @pytest.mark.parametrize(
-    ("tracking_uri", "page"),
+    ("tracking_uri", "base"),
     [
-        ("sqlite:////tmp/mlflow.db", "http://127.0.0.1:5000/#/experiments/7/runs/r1"),
-        ("http://mlflow.school.example:5000/", "http://mlflow.school.example:5000/#/experiments/7/runs/r1"),
+        ("sqlite:////tmp/mlflow.db", "http://127.0.0.1:5000"),
+        ("http://mlflow.school.example:5000/", "http://mlflow.school.example:5000"),
     ],
 )
-def test_the_ui_hint_points_at_the_store_in_use(monkeypatch, capsys, tracking_uri, page):
-    cli = load_cli()
+def test_the_ui_hint_points_at_the_store_in_use_in_the_folders_view(monkeypatch, capsys, tracking_uri, base):
+    cli = load_cli()  # census_project: Model training
     monkeypatch.setattr(mlflow, "get_tracking_uri", lambda: tracking_uri)
+    monkeypatch.setattr(cli, "set_experiment_kind", lambda experiment_id: None)  # no store behind "7"
     run = mlflow.entities.Run(mlflow.entities.RunInfo("r1", "7", "u", "FINISHED", 0, 0, "ACTIVE"), None)
     cli.print_ui_hint(run, "a run")
     out = capsys.readouterr().out
-    assert page in out
+    assert f"{base}/#/experiments/7/runs/r1?workflowType=machine_learning   (a run)" in out
+    assert f"{base}/#/experiments/7/runs?workflowType=machine_learning   (all runs of its experiment)" in out
     assert ("make ui" in out) == tracking_uri.startswith("sqlite")
+
+
+def test_each_folder_opens_the_ui_in_the_talks_view():
+    """The talk's tracking, autologging and census steps show runs, charts and models (Model
+    training); its LLM steps show traces and evaluations (GenAI)."""
+    views = {folder: load_cli(folder).VIEW for folder in EXAMPLE_FOLDERS}
+    assert views == {
+        "autologging_example": "machine_learning",
+        "census_project": "machine_learning",
+        "llmops_project": "genai",
+        "tracking_example": "machine_learning",
+    }
+
+
+def test_set_experiment_kind_tags_the_experiment_once(mlflow_store):
+    client = mlflow_store.client
+    training, llm = client.create_experiment("kind-training"), client.create_experiment("kind-llm")
+    load_cli("tracking_example").set_experiment_kind(training)
+    load_cli("llmops_project").set_experiment_kind(llm)
+    assert client.get_experiment(training).tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment(llm).tags["mlflow.experimentKind"] == "genai_development"
+    load_cli("tracking_example").set_experiment_kind(llm)  # a kind chosen earlier (or in the UI) stays
+    assert client.get_experiment(llm).tags["mlflow.experimentKind"] == "genai_development"
 
 
 def test_a_user_error_is_one_line_and_exit_status_2(capsys):

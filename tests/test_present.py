@@ -112,8 +112,10 @@ def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
                 assert response.status == 200
             assert page == "http://127.0.0.1:5000"
+            route, _, query = route.partition("?")
             parts = route.split("/")
-            if parts[0] == "experiments":
+            if parts[0] == "experiments":  # opens in the view the talk shows (README, "The UI's two views")
+                assert query in ("workflowType=machine_learning", "workflowType=genai"), link
                 assert client.get_experiment(parts[1])
                 if parts[2] == "runs":
                     assert client.get_run(parts[3]).info.experiment_id == parts[1]
@@ -130,12 +132,12 @@ def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
 
 
 def test_a_step_run_again_later_writes_next_to_the_earlier_steps(module_store, walk):
-    """`--only 11` in a later minute (another date stamp) tests the walk's training run in its experiment,
+    """`--only 12` in a later minute (another date stamp) tests the walk's training run in its experiment,
     with the command train.py printed during the walk (kept in the store), and makes no new experiment."""
     client = module_store.client
     [census] = [e for e in client.search_experiments() if e.name.startswith("adult-classifier-")]
     [train] = client.search_runs([census.experiment_id], "attributes.run_name = 'train-both'")
-    again = present("--no-pause", "--only", "11", "--stamp", "2099-01-01-00-00")
+    again = present("--no-pause", "--only", "12", "--stamp", "2099-01-01-00-00")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert f"--experiment-name {census.name} . -P run_id={train.info.run_id} -P model_uri=models:/m-" in again.stdout
     tests = client.search_runs([census.experiment_id], "attributes.run_name = 'test'", order_by=["start_time DESC"])

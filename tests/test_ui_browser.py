@@ -34,6 +34,7 @@ from tests.test_llmops_project import register_prompts_in_process
 pytestmark = pytest.mark.browser
 
 REQUIRE_BROWSER = "UI_TEST_REQUIRE_BROWSER"
+PRINTED_UI = "http://127.0.0.1:5000"  # the UI the examples' links name for a local store (cli.LOCAL_UI)
 CHECK_TIMEOUT_MS = 45_000  # per wait: generous, for a loaded 2-core machine
 LLM_EXPERIMENT = "quiz-ui-test"
 PROMPT_FILES = sorted(p.stem for p in (REPO_ROOT / "llmops_project" / "prompts").glob("*.txt"))
@@ -60,7 +61,8 @@ class UiChecks:
         screenshots.mkdir(parents=True, exist_ok=True)
         expect.set_options(timeout=CHECK_TIMEOUT_MS)  # Playwright's expect() waits 5 s by default
 
-    def check(self, name: str, workflow: str, check, *args) -> None:
+    def check(self, name: str, workflow: str | None, check, *args) -> None:
+        """``workflow`` None: a fresh browser (see ui_tour.UiPage)."""
         ui = ui_tour.UiPage(self.browser, self.base_url, workflow, self.screenshots)
         ui.page.set_default_timeout(CHECK_TIMEOUT_MS)
         try:
@@ -91,6 +93,23 @@ def runs_table_and_run_pages_show_status_and_random_4(ui, client, runs) -> None:
         row.wait_for()
         shown = float(row.inner_text().split()[-1])
         assert shown == run.data.metrics["random_4"], f"run {run.info.run_id}: random_4 shows {shown}"
+
+
+def a_fresh_browser_follows_the_printed_links(ui, printed: str, runs) -> None:
+    """A student's first visit (nothing in the browser's localStorage, so the UI would start in
+    GenAI): the two pages logging_example prints open in Model training, the experiment's runs
+    list with both runs, and the run's own page with its status (not under "Evaluations")."""
+    links = [word.replace(PRINTED_UI, ui.base_url) for word in printed.split() if "/#/experiments/" in word]
+    run_page, runs_page = links
+    assert runs_page.endswith(f"/experiments/{runs[0].info.experiment_id}/runs?workflowType=machine_learning")
+    ui.page.goto(runs_page)
+    for run in runs:
+        ui.run_link(run.info.run_id).wait_for()
+    ui.page.goto(run_page)
+    run_id = run_page.split("/runs/")[1].split("?")[0]
+    expect(ui.page.get_by_test_id("key-value-Status")).to_contain_text("finished", ignore_case=True)
+    expect(ui.page.get_by_role("link", name="Evaluations")).to_have_count(0)
+    assert run_id in {run.info.run_id for run in runs}
 
 
 def registered_model_has_alias_champion(ui, name: str, champion_version: str) -> None:
@@ -152,14 +171,15 @@ def trace_shows_its_assessments(ui, trace) -> None:
 
 def test_the_ui_shows_what_the_examples_logged(mlflow_store, llm_server, browser, tmp_path):
     client = mlflow_store.client
+    printed = {}
     for seed in (42, 43):  # 43 fails on purpose: its run ends FAILED
-        run_project(
+        printed[seed] = run_project(
             mlflow_store,
             "tracking_example",
             params={"seed": seed},
             experiment_name="logging_example",
             expect_success=None,
-        )
+        ).stdout
     autologged = run_project(mlflow_store, "autologging_example", experiment_name="autologging-example").run
     run_project(mlflow_store, "autologging_example", "register", experiment_name="autologging-example")
     training = run_project(mlflow_store, "census_project", "train", TINY_GRID, experiment_name="census-ui-test")
@@ -199,6 +219,7 @@ def test_the_ui_shows_what_the_examples_logged(mlflow_store, llm_server, browser
         checks = UiChecks(browser, url, tmp_path / "screenshots")
         ml, genai = ui_tour.MODEL_TRAINING, ui_tour.GENAI
         checks.check("tracking-runs", ml, runs_table_and_run_pages_show_status_and_random_4, client, tracking_runs)
+        checks.check("fresh-browser", None, a_fresh_browser_follows_the_printed_links, printed[42], tracking_runs)
         checks.check("registry-champion", ml, registered_model_has_alias_champion, champion.name, champion.version)
         checks.check("census-nested-runs", ml, parent_run_nests_its_candidates, parent, children)
         checks.check("llmops-prompts", genai, prompts_are_listed_with_alias_production, production)

@@ -30,7 +30,7 @@ def require_api_key() -> None:
         raise UserError(
             "OPENAI_API_KEY is not set. Set it to your OpenAI key (export OPENAI_API_KEY=sk-...), "
             "or to any value with OPENAI_BASE_URL pointing at a local server such as "
-            "http://127.0.0.1:8080/v1 (see README, 'Offline')"
+            "http://127.0.0.1:8080/v1 (see llmops_project/README.md, 'Before you start: pick a provider')"
         )
 
 

@@ -1,0 +1,42 @@
+"""`make ui` (default_store.py ui): it says "ready" only when the UI answers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.harness import REPO_ROOT, free_port
+
+
+def test_make_ui_says_ready_only_when_the_ui_answers(mlflow_store):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ui = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "default_store.py"), "ui", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own group: stopped below with the server it starts
+    )
+    try:
+        printed = []
+        for line in ui.stdout:
+            printed.append(line)
+            if line.startswith("MLflow UI ready:"):
+                # The moment it says so, the page the student opens answers.
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    assert answer.status == 200
+                    assert b"<html" in answer.read(2000).lower()
+                break
+        assert printed[-1].strip() == f"MLflow UI ready: {url}", "".join(printed)
+        assert printed[0].startswith("Starting the MLflow UI on ")
+        assert "wait for 'ready'" in printed[0]
+    finally:
+        os.killpg(ui.pid, signal.SIGINT)  # Ctrl+C, as in its terminal
+        ui.wait(timeout=60)
+    # Ctrl+C leaves nothing behind: the state file `make reset` reads is gone.
+    assert not (Path(mlflow_store.tracking_uri.removeprefix("sqlite:///")).parent / ".mlflow-ui.json").exists()
