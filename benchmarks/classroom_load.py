@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from mlflow.entities import Param  # noqa: E402
 from mlflow.utils import credentials  # noqa: E402
 
-from tests.harness import free_port  # noqa: E402
+from devtools.processes import free_port  # noqa: E402
 from tracking_server import classroom  # noqa: E402
 from tracking_server import stack as native  # noqa: E402
 

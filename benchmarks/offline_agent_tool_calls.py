@@ -32,9 +32,9 @@ sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
 from generate_answers_with_agent import search_first, web_search_tool  # noqa: E402  the entry point's own
 
+from devtools.processes import free_port  # noqa: E402
 from quiz import PROMPTS_DIR, generation, search  # noqa: E402
 from quiz.questions import load_questions  # noqa: E402
-from tests.harness import free_port  # noqa: E402
 
 
 def user_template():

@@ -37,7 +37,7 @@ sys.path[:0] = [str(REPO_ROOT), str(SERVE.parent)]
 
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
 
-from tests.harness import free_port  # noqa: E402
+from devtools.processes import free_port  # noqa: E402
 
 
 def load_average() -> str:

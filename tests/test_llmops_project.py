@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
 import sys
-from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -36,8 +34,6 @@ from quiz.questions import load_expectations, load_questions  # noqa: E402
 SCORER_NAMES = [s.name for s in evaluate_responses.guidelines_model()]
 ALIAS = register_all_prompts.ALIAS
 
-# `mlflow run --env-manager local` runs the MLproject's `python ...` from PATH: this interpreter.
-VENV_PATH = {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
 PROMPT_FILES = sorted(p.stem for p in (PROJECT_DIR / "prompts").glob("*.txt"))
 THE_TALKS_QUESTIONS = [
     ("Definition", "What is computer science?", "1"),
@@ -177,7 +173,7 @@ def test_prompt_registration_is_idempotent_and_versions_changed_text(mlflow_stor
 
 @pytest.mark.entry_point("llmops_project", "register_all_prompts")
 def test_register_all_prompts(mlflow_store):
-    first = run_project(mlflow_store, PROJECT, "register_all_prompts", env=VENV_PATH)
+    first = run_project(mlflow_store, PROJECT, "register_all_prompts")
     client = mlflow_store.client
     assert first.run.info.status == "FINISHED"
     for name in PROMPT_FILES:
@@ -189,7 +185,7 @@ def test_register_all_prompts(mlflow_store):
     assert first.run.info.run_name == "register-prompts"
 
     # Unchanged files: no new version (run directly, as `python register_all_prompts.py`).
-    again = run_script(mlflow_store, f"{PROJECT}/register_all_prompts.py", env=VENV_PATH)
+    again = run_script(mlflow_store, f"{PROJECT}/register_all_prompts.py")
     assert again.run.data.metrics["new_prompt_versions"] == 0
     for name in PROMPT_FILES:
         assert mlflow.genai.load_prompt(f"prompts:/{name}@latest", cache_ttl_seconds=0).version == 1
@@ -203,7 +199,7 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     llm_server.answers = {questions[2]: "Too short to count."}  # fewer than 10 words
     llm_server.fail_next = 2  # the first two attempts get HTTP 500: the client's retries recover
 
-    generated = run_project(mlflow_store, PROJECT, "generate_answers", {"max_questions": 3}, env=VENV_PATH)
+    generated = run_project(mlflow_store, PROJECT, "generate_answers", {"max_questions": 3})
     run = generated.run
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "generate-basic-gpt-4.1-mini"
@@ -232,9 +228,7 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     assert run.info.run_id in generated.stdout
 
     judge_calls_before = len(llm_server.chat_requests("judge"))
-    evaluated = run_project(
-        mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": run.info.run_id}, env=VENV_PATH
-    )
+    evaluated = run_project(mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": run.info.run_id})
     assert evaluated.run.info.status == "FINISHED"
     assert evaluated.run.info.run_name == "evaluate"
     # The judges went to OPENAI_BASE_URL (the test server), five LLM scorers per answer.
@@ -269,7 +263,6 @@ def test_generate_answers_with_agent_uses_the_search_tool(mlflow_store, llm_serv
         PROJECT,
         "generate_answers_with_agent",
         {"max_questions": 2, "search_results_count": 2, "search_backend": "offline"},
-        env=VENV_PATH,
     )
     run = result.run
     assert run.info.status == "FINISHED"
@@ -310,7 +303,7 @@ def test_generate_answers_with_agent_uses_the_search_tool(mlflow_store, llm_serv
 
 
 def test_missing_api_key_fails_before_anything_is_logged(mlflow_store, llm_server):
-    env = {**VENV_PATH, "OPENAI_API_KEY": ""}
+    env = {"OPENAI_API_KEY": ""}
     under_mlflow_run = run_project(
         mlflow_store, PROJECT, "generate_answers", {"max_questions": 1}, env=env, expect_success=False
     )
@@ -330,7 +323,7 @@ def test_missing_api_key_fails_before_anything_is_logged(mlflow_store, llm_serve
 
 def test_unreachable_provider_records_failures_never_answers(mlflow_store):
     register_prompts_in_process()
-    env = {**VENV_PATH, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    env = {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
     # Run directly (python generate_answers.py): the script's own run must end FAILED too.
     result = run_script(
         mlflow_store, f"{PROJECT}/generate_answers.py", "--max-questions", "2", env=env, expect_success=False
@@ -355,7 +348,6 @@ def test_unknown_prompt_template_is_one_line_and_no_run(mlflow_store, llm_server
         "poetic",
         "--max-questions",
         "1",
-        env=VENV_PATH,
         expect_success=False,
     )
     [line] = error_lines(result)
@@ -370,7 +362,7 @@ def test_malformed_questions_csv_stops_before_generation(mlflow_store, llm_serve
     copy = tmp_path / PROJECT
     shutil.copytree(PROJECT_DIR, copy, ignore=shutil.ignore_patterns("local_llm", "__pycache__"))  # a folder alone
     (copy / "questions.csv").write_text("Category,Question,Weight\nDefinition,What is X?,hard\n")
-    result = run_script(mlflow_store, str(copy / "generate_answers.py"), env=VENV_PATH, expect_success=False)
+    result = run_script(mlflow_store, str(copy / "generate_answers.py"), expect_success=False)
     assert result.returncode == 2
     (line,) = error_lines(result)
     assert "questions.csv line 2: Weight 'hard'" in line

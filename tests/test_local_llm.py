@@ -21,7 +21,7 @@ import httpx
 import mlflow
 import pytest
 
-from tests.harness import REPO_ROOT, free_port, run_project
+from tests.harness import REPO_ROOT, free_port, run_project, stop_process
 
 SERVE = REPO_ROOT / "llmops_project" / "local_llm" / "serve.py"
 PROJECT = "llmops_project"
@@ -291,12 +291,7 @@ def local_llm(tmp_path_factory):
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _post(base_url: str, request: dict) -> httpx.Response:
