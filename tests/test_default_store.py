@@ -59,6 +59,7 @@ def test_an_explicit_server_uri_wins_and_gets_no_local_artifact_root():
     assert environ == {"MLFLOW_TRACKING_URI": "http://localhost:5000"}
 
 
+@pytest.mark.e2e  # several fresh interpreters of the venv: ~10 s
 def test_every_process_of_the_venv_defaults_to_the_root_store(tmp_path):
     printed = _python(
         "import mlflow; print(mlflow.get_tracking_uri())", tmp_path, _environment_without_store_settings()
