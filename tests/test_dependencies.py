@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -21,6 +22,12 @@ EXAMPLE_FOLDERS = sorted(p.parent for p in REPO_ROOT.glob("*/MLproject"))
 SKIPPED_DIRS = {".venv", ".git", "node_modules", "__pycache__", ".stack", ".local-llm", "mlartifacts"}
 # Packages of the optional extras, imported only where the extra is installed.
 OPTIONAL_PACKAGES = {"llama_cpp"}
+
+
+@functools.cache
+def installed_packages() -> frozenset[str]:
+    """Top-level names of the installed distributions (reading them takes a second: once)."""
+    return frozenset(packages_distributions())
 
 
 def python_files(root: Path) -> list[Path]:
@@ -72,7 +79,7 @@ def test_nothing_outside_tests_imports_tests():
 
 @pytest.mark.parametrize("folder", EXAMPLE_FOLDERS, ids=lambda p: p.name)
 def test_an_example_folder_imports_only_itself_the_standard_library_and_installed_packages(folder):
-    installed = set(packages_distributions())
+    installed = installed_packages()
     repository = repository_top_level_names()
     local = local_names(folder)
     offenders = []

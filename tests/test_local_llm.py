@@ -218,6 +218,7 @@ def test_unbounded_schemas_are_left_without_a_guarantee():
     assert bounded["properties"]["tags"]["items"]["maxLength"] == serve.TEXT_MAX_CHARS
 
 
+@pytest.mark.e2e  # re-encodes the model with llama.cpp
 def test_the_model_is_re_encoded_once_as_q8_0_and_cached(tmp_path, monkeypatch):
     if importlib.util.find_spec("llama_cpp") is None or serve.bundled_model_path() is None:
         pytest.skip("the offline LLM extra is not installed (optional): make local-llm-install")
