@@ -95,7 +95,8 @@ def main() -> None:
             subprocess.run(
                 [sys.executable, "register_all_prompts.py"], cwd=PROJECT_DIR, env=env, check=True, capture_output=True
             )
-            print(f"[{load_average()}]\n{args.questions} questions, {args.delay:.1f} s per request:", flush=True)
+            print(f"[load average {load_average()}]", flush=True)
+            print(f"{args.questions} questions, {args.delay:.1f} s per request:", flush=True)
             sequential = run_generation(env, args.questions, 1)
             print(f"  concurrency 1: {sequential:7.2f} s", flush=True)
             concurrent = run_generation(env, args.questions, default_concurrency)
@@ -115,7 +116,7 @@ def main() -> None:
                 f"{bare_ms:.1f} ms: overhead {overhead_ms:.1f} ms per question "
                 f"(target < 50 ms: {'met' if overhead_ms < 50 else 'MISSED'})"
             )
-            print(f"[{load_average()}]", flush=True)
+            print(f"[load average {load_average()}]", flush=True)
         finally:
             server.stop()
 

@@ -32,7 +32,7 @@ sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
 from generate_answers_with_agent import search_first, web_search_tool  # noqa: E402  the entry point's own
 
-from devtools.processes import free_port  # noqa: E402
+from devtools.processes import free_port, load_average, stop_process  # noqa: E402
 from quiz import PROMPTS_DIR, generation, search  # noqa: E402
 from quiz.questions import load_questions  # noqa: E402
 
@@ -90,10 +90,13 @@ def main() -> None:
     try:
         for attempt in range(1, args.repeat + 1):
             with_tool, total, seconds = run_agent(f"http://127.0.0.1:{port}/v1", args.questions, not args.no_middleware)
-            print(f"#{attempt}  web_search_tool span in {with_tool}/{total} traces   ({seconds:.1f} s)", flush=True)
+            print(
+                f"#{attempt}  web_search_tool span in {with_tool}/{total} traces   ({seconds:.1f} s)"
+                f"   [load average {load_average()}]",
+                flush=True,
+            )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server, timeout=30)
     print(f"middleware: {'none' if args.no_middleware else 'search_first'}; store: {workdir}")
 
 

@@ -109,8 +109,8 @@ def post_json(url: str, body: dict, timeout: float = 60) -> tuple[int, dict]:
 
 
 def load_average() -> str:
-    """``load average 1.23 1.10 0.98`` (1, 5, 15 min), to print beside a measured figure."""
+    """``1.23 1.10 0.98``: the load average over 1, 5 and 15 min, to print beside a measured figure."""
     try:
-        return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:  # Windows
-        return "load average n/a"
+        return "n/a"
