@@ -2,7 +2,7 @@
 ``docs/ui_tour.py``. No example folder imports it: each example stays self-contained.
 
 * ``devtools.processes``: ``free_port``, the venv-on-PATH environment (``venv_env``),
-  ``background_server``, ``model_server``, ``stop_process``, ``post_json``.
+  ``background_server``, ``model_server``, ``stop_process``, ``post_json``, ``load_average``.
 * ``devtools.projects``: run an example the way a student does (``run_project``, ``run_script``,
   ``run_command``, ``run_printed``) and read back what it logged (``Store``, ``ProjectResult``);
   ``printed_commands`` reads the "Next, ..." lines the scripts print.
