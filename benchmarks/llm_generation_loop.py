@@ -1,7 +1,7 @@
 """Benchmark of the generation loop: concurrency 1 vs the default, and the per-question overhead.
 
 Runs the real ``generate_answers.py`` against the repository's deterministic OpenAI-compatible test
-server (tests/fixtures_llm.py) that waits a fixed delay before each reply, in a throw-away store,
+server (devtools/openai_server.py) that waits a fixed delay before each reply, in a throw-away store,
 and reads the loop's own wall time (metric ``generation_wall_seconds``: interpreter start-up,
 imports and MLflow set-up are excluded) back from MLflow:
 
@@ -29,7 +29,8 @@ sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR)]
 
 import generate_answers  # noqa: E402  the entry point's own options
 
-from tests.fixtures_llm import FakeOpenAIServer  # noqa: E402
+from devtools.openai_server import FakeOpenAIServer  # noqa: E402
+from devtools.processes import load_average  # noqa: E402
 
 
 def run_generation(env: dict, questions: int, concurrency: int) -> float:
@@ -95,6 +96,7 @@ def main() -> None:
             subprocess.run(
                 [sys.executable, "register_all_prompts.py"], cwd=PROJECT_DIR, env=env, check=True, capture_output=True
             )
+            print(f"[load average {load_average()}]", flush=True)
             print(f"{args.questions} questions, {args.delay:.1f} s per request:", flush=True)
             sequential = run_generation(env, args.questions, 1)
             print(f"  concurrency 1: {sequential:7.2f} s", flush=True)
@@ -115,6 +117,7 @@ def main() -> None:
                 f"{bare_ms:.1f} ms: overhead {overhead_ms:.1f} ms per question "
                 f"(target < 50 ms: {'met' if overhead_ms < 50 else 'MISSED'})"
             )
+            print(f"[load average {load_average()}]", flush=True)
         finally:
             server.stop()
 

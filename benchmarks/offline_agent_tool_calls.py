@@ -32,9 +32,9 @@ sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
 from generate_answers_with_agent import make_web_search_tool, search_first  # noqa: E402  the entry point's own
 
+from devtools.processes import free_port, load_average, stop_process  # noqa: E402
 from quiz import PROMPTS_DIR, generation, search  # noqa: E402
 from quiz.questions import load_questions  # noqa: E402
-from tests.harness import free_port  # noqa: E402
 
 # The entry point's tool, bound to the bundled corpus; search_results_count 3
 WEB_SEARCH_TOOL = make_web_search_tool(search.Searcher(search.OfflineSearch(), max_results=3))
@@ -92,10 +92,13 @@ def main() -> None:
     try:
         for attempt in range(1, args.repeat + 1):
             with_tool, total, seconds = run_agent(f"http://127.0.0.1:{port}/v1", args.questions, not args.no_middleware)
-            print(f"#{attempt}  web_search_tool span in {with_tool}/{total} traces   ({seconds:.1f} s)", flush=True)
+            print(
+                f"#{attempt}  web_search_tool span in {with_tool}/{total} traces   ({seconds:.1f} s)"
+                f"   [load average {load_average()}]",
+                flush=True,
+            )
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server, timeout=30)
     print(f"middleware: {'none' if args.no_middleware else 'search_first'}; store: {workdir}")
 
 

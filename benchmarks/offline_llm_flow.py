@@ -37,14 +37,7 @@ sys.path[:0] = [str(REPO_ROOT), str(SERVE.parent)]
 
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
 
-from tests.harness import free_port  # noqa: E402
-
-
-def load_average() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
+from devtools.processes import free_port, load_average, stop_process, venv_env  # noqa: E402
 
 
 def mlflow_run(env: dict, entry: str, **params) -> tuple[float, str]:
@@ -118,15 +111,15 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="offline-llm-flow-"))
     port = free_port()
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir.as_posix()}/mlflow.db",
-        "_MLFLOW_SERVER_ARTIFACT_ROOT": f"{workdir.as_posix()}/mlartifacts",
-        "MLFLOW_EXPERIMENT_NAME": "offline-llm-flow",
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
-        "OPENAI_API_KEY": "local",
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-    }
+    env = venv_env(  # `mlflow run --env-manager local` runs the MLproject's `python ...` from PATH
+        {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{workdir.as_posix()}/mlflow.db",
+            "_MLFLOW_SERVER_ARTIFACT_ROOT": f"{workdir.as_posix()}/mlartifacts",
+            "MLFLOW_EXPERIMENT_NAME": "offline-llm-flow",
+            "OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
+            "OPENAI_API_KEY": "local",
+        }
+    )
     for variable in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(variable, None)
     env.update(setting.split("=", 1) for setting in args.client_env)
@@ -166,8 +159,7 @@ def main() -> None:
             print(line + f"   [load {load_average()}]", flush=True)
             rows.append(row)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server, timeout=30)
 
     print()
     for key in ("generate", "generation loop", "evaluate", "agent"):

@@ -40,7 +40,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script: import the repository's m
     sys.path.insert(0, str(REPO_ROOT))
 
 import default_store  # noqa: E402
-from tests.harness import background_server, free_port  # noqa: E402
+from devtools.processes import background_server, free_port  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "docs" / "ui"
 VIEWPORT = {"width": 1400, "height": 900}

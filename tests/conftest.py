@@ -1,4 +1,12 @@
-"""Fixtures shared by every test file. The harness itself is in ``harness.py``."""
+"""Fixtures shared by every test file, and the test tiers. The harness itself is in ``harness.py``
+(re-exporting ``devtools/``).
+
+Tiers (pytest.ini registers the markers): a test is ``e2e`` when it needs a store, a server, an
+``mlflow run``, the local model or a browser: it uses one of ``E2E_FIXTURES`` (directly or through
+another fixture), carries one of ``E2E_MARKERS``, or is marked ``@pytest.mark.e2e`` by hand. Every
+other test is ``unit``: pure functions, parsers, printed-command builders, file consistency.
+``make test-fast`` runs ``pytest -m unit``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,28 @@ from tests import harness
 
 # Fixtures of the folders that need servers: the OpenAI-compatible test server, the native stack.
 pytest_plugins = ["tests.fixtures_llm", "tests.fixtures_stack"]
+
+# A test using one of these fixtures (directly or through another fixture) is end-to-end.
+E2E_FIXTURES = {
+    "mlflow_store",
+    "module_store",
+    "runs",
+    "llm_server",
+    "native_stack",
+    "backstage",
+    "stack_store",
+}
+E2E_MARKERS = {"e2e", "entry_point", "stack", "local_llm", "browser"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test ``e2e`` or ``unit`` (see the module's docstring)."""
+    for item in items:
+        marked = {mark.name for mark in item.iter_markers()}
+        if marked & E2E_MARKERS or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")

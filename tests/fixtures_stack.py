@@ -26,10 +26,28 @@ TEST_SERVER_WORKERS = 1
 
 
 @contextlib.contextmanager
+def _one_installer_at_a_time():
+    """Under pytest-xdist two workers may start a stack at once (test_stack.py, test_classroom.py):
+    only one may run apt-get (dpkg holds a lock), the other waits and then finds PostgreSQL installed."""
+    if os.name != "posix":  # no apt-get to serialise elsewhere
+        yield
+        return
+    import fcntl
+
+    with open(Path(tempfile.gettempdir()) / "mlflow-stack-test-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
 def running_stack(auth_secrets: dict[str, str] | None = None):
     """The stack ``make stack`` starts (``make stack AUTH=1`` with ``auth_secrets``), on free ports in /tmp."""
     try:
-        postgres_bin_dir()  # as root on Debian this installs PostgreSQL when it is missing
+        with _one_installer_at_a_time():
+            postgres_bin_dir()  # as root on Debian this installs PostgreSQL when it is missing
     except StackError as error:
         if os.geteuid() == 0:
             raise

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.harness import REPO_ROOT
@@ -36,6 +37,7 @@ def commands(job: str) -> str:
     return "\n".join(step.get("run", "") for step in steps(job))
 
 
+@pytest.mark.e2e  # check-jsonschema in a subprocess: ~10 s
 def test_workflow_and_compose_file_match_their_schemas():
     for path, schema in (
         (WORKFLOW, "vendor.github-workflows"),

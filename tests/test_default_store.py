@@ -59,6 +59,7 @@ def test_an_explicit_server_uri_wins_and_gets_no_local_artifact_root():
     assert environ == {"MLFLOW_TRACKING_URI": "http://localhost:5000"}
 
 
+@pytest.mark.e2e  # several fresh interpreters of the venv: ~10 s
 def test_every_process_of_the_venv_defaults_to_the_root_store(tmp_path):
     printed = _python(
         "import mlflow; print(mlflow.get_tracking_uri())", tmp_path, _environment_without_store_settings()
@@ -66,6 +67,7 @@ def test_every_process_of_the_venv_defaults_to_the_root_store(tmp_path):
     assert printed == [default_store.sqlite_uri(REPO_ROOT / "mlflow.db")]
 
 
+@pytest.mark.e2e  # a fresh interpreter logs to a store: ~10 s
 def test_artifacts_follow_the_database_not_the_working_directory(tmp_path):
     store_dir, elsewhere = tmp_path / "store", tmp_path / "some_example_folder"
     store_dir.mkdir()

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import shutil
-import sys
 from pathlib import Path
 
 import mlflow
@@ -44,8 +42,6 @@ load_expectations, load_questions = questions.load_expectations, questions.load_
 SCORER_NAMES = [s.name for s in evaluate_responses.guidelines_model()]
 ALIAS = register_all_prompts.ALIAS
 
-# `mlflow run --env-manager local` runs the MLproject's `python ...` from PATH: this interpreter.
-VENV_PATH = {"PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
 PROMPT_FILES = sorted(p.stem for p in (PROJECT_DIR / "prompts").glob("*.txt"))
 THE_TALKS_QUESTIONS = [
     ("Definition", "What is computer science?", "1"),
@@ -231,7 +227,7 @@ def test_exam_dataset_is_registered_once_and_versioned_by_its_content(mlflow_sto
 
 @pytest.mark.entry_point("llmops_project", "register_all_prompts")
 def test_register_all_prompts(mlflow_store):
-    first = run_project(mlflow_store, PROJECT, "register_all_prompts", env=VENV_PATH)
+    first = run_project(mlflow_store, PROJECT, "register_all_prompts")
     client = mlflow_store.client
     assert first.run.info.status == "FINISHED"
     for name in PROMPT_FILES:
@@ -243,7 +239,7 @@ def test_register_all_prompts(mlflow_store):
     assert first.run.info.run_name == "register-prompts"
 
     # Unchanged files: no new version (run directly, as `python register_all_prompts.py`).
-    again = run_script(mlflow_store, f"{PROJECT}/register_all_prompts.py", env=VENV_PATH)
+    again = run_script(mlflow_store, f"{PROJECT}/register_all_prompts.py")
     assert again.run.data.metrics["new_prompt_versions"] == 0
     for name in PROMPT_FILES:
         assert mlflow.genai.load_prompt(f"prompts:/{name}@latest", cache_ttl_seconds=0).version == 1
@@ -257,7 +253,7 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     llm_server.answers = {questions[2]: "Too short to count."}  # fewer than 10 words
     llm_server.fail_next = 2  # the first two attempts get HTTP 500: the client's retries recover
 
-    generated = run_project(mlflow_store, PROJECT, "generate_answers", {"max_questions": 3}, env=VENV_PATH)
+    generated = run_project(mlflow_store, PROJECT, "generate_answers", {"max_questions": 3})
     run = generated.run
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "generate-basic-gpt-4.1-mini"
@@ -287,9 +283,7 @@ def test_generate_answers_then_evaluate_responses(mlflow_store, llm_server):
     assert run.info.run_id in generated.stdout
 
     judge_calls_before = len(llm_server.chat_requests("judge"))
-    evaluated = run_project(
-        mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": run.info.run_id}, env=VENV_PATH
-    )
+    evaluated = run_project(mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": run.info.run_id})
     assert evaluated.run.info.status == "FINISHED"
     assert evaluated.run.info.run_name == "evaluate"
     # The judges went to OPENAI_BASE_URL (the test server), five LLM scorers per answer.
@@ -335,7 +329,6 @@ def test_generate_answers_with_agent_uses_the_search_tool(mlflow_store, llm_serv
         PROJECT,
         "generate_answers_with_agent",
         {"max_questions": 2, "search_results_count": 2, "search_backend": "offline"},
-        env=VENV_PATH,
     )
     run = result.run
     assert run.info.status == "FINISHED"
@@ -377,7 +370,7 @@ def test_generate_answers_with_agent_uses_the_search_tool(mlflow_store, llm_serv
 
 
 def test_missing_api_key_fails_before_anything_is_logged(mlflow_store, llm_server):
-    env = {**VENV_PATH, "OPENAI_API_KEY": ""}
+    env = {"OPENAI_API_KEY": ""}
     under_mlflow_run = run_project(
         mlflow_store, PROJECT, "generate_answers", {"max_questions": 1}, env=env, expect_success=False
     )
@@ -397,7 +390,7 @@ def test_missing_api_key_fails_before_anything_is_logged(mlflow_store, llm_serve
 
 def test_unreachable_provider_records_failures_never_answers(mlflow_store):
     register_prompts_in_process()
-    env = {**VENV_PATH, "OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    env = {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
     # Run directly (python generate_answers.py): the script's own run must end FAILED too.
     result = run_script(
         mlflow_store, f"{PROJECT}/generate_answers.py", "--max-questions", "2", env=env, expect_success=False
@@ -422,7 +415,6 @@ def test_unknown_prompt_template_is_one_line_and_no_run(mlflow_store, llm_server
         "poetic",
         "--max-questions",
         "1",
-        env=VENV_PATH,
         expect_success=False,
     )
     [line] = error_lines(result)
@@ -437,7 +429,7 @@ def test_malformed_questions_csv_stops_before_generation(mlflow_store, llm_serve
     copy = tmp_path / PROJECT
     shutil.copytree(PROJECT_DIR, copy, ignore=shutil.ignore_patterns("local_llm", "__pycache__"))  # a folder alone
     (copy / "questions.csv").write_text("Category,Question,Weight\nDefinition,What is X?,hard\n")
-    result = run_script(mlflow_store, str(copy / "generate_answers.py"), env=VENV_PATH, expect_success=False)
+    result = run_script(mlflow_store, str(copy / "generate_answers.py"), expect_success=False)
     assert result.returncode == 2
     (line,) = error_lines(result)
     assert "questions.csv line 2: Weight 'hard'" in line
@@ -498,7 +490,6 @@ def test_compare_picks_the_template_the_server_makes_best(mlflow_store, llm_serv
         "compare",
         {"templates": "basic,practical", "max_questions": 6, "concurrency": 3},
         experiment_name="compare-test",
-        env=VENV_PATH,
     )
     parent = result.run
     assert parent.info.status == "FINISHED"
@@ -558,7 +549,6 @@ def test_compare_never_picks_a_candidate_with_a_failed_question(mlflow_store, ll
         mlflow_store,
         f"{PROJECT}/compare.py",
         *("--templates", "basic,practical", "--max-questions", "6"),
-        env=VENV_PATH,
     )
     parent = result.run
     assert parent.info.status == "FINISHED"
@@ -571,14 +561,12 @@ def test_compare_never_picks_a_candidate_with_a_failed_question(mlflow_store, ll
 
 def test_compare_bad_input_is_one_line_and_no_run_left_running(mlflow_store, llm_server):
     register_prompts_in_process()
-    unknown = run_script(
-        mlflow_store, f"{PROJECT}/compare.py", "--templates", "basic,poetic", env=VENV_PATH, expect_success=False
-    )
+    unknown = run_script(mlflow_store, f"{PROJECT}/compare.py", "--templates", "basic,poetic", expect_success=False)
     [line] = error_lines(unknown)
     assert line.startswith("error: argument --templates: unknown name 'poetic' in 'basic,poetic' (choose from ")
     assert unknown.runs == []
     # No answer at all (provider unreachable): the candidate's run and the comparison end FAILED.
-    env = {**VENV_PATH, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
     down = run_script(
         mlflow_store,
         f"{PROJECT}/compare.py",
@@ -623,11 +611,9 @@ def test_review_logs_human_feedback_once_and_measures_the_judges(mlflow_store, l
     llm_server.answers = {questions[3]: "A short answer, marked (unsure), that every judge rejects outright."}
     llm_server.judge_no = ["(unsure)"]
     experiment = {"experiment_name": "review-test"}
-    generated = run_project(
-        mlflow_store, PROJECT, "generate_answers", {"max_questions": 4}, **experiment, env=VENV_PATH
-    )
+    generated = run_project(mlflow_store, PROJECT, "generate_answers", {"max_questions": 4}, **experiment)
     run_id = generated.run.info.run_id
-    run_project(mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": run_id}, **experiment, env=VENV_PATH)
+    run_project(mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": run_id}, **experiment)
 
     # Hand-computed: the judges say yes, yes, yes, no. The human says correctness yes, no, yes, no
     # (agreement 3/4; chance 1/2 * 3/4 + 1/2 * 1/4 = 1/2, kappa (3/4 - 1/2) / (1 - 1/2) = 1/2) and
@@ -639,7 +625,7 @@ def test_review_logs_human_feedback_once_and_measures_the_judges(mlflow_store, l
     ]
     path = write_labels(tmp_path / "labels.csv", rows)
     params = {"generation_run_id": run_id, "labels": str(path), "reviewer": "ada"}
-    first = run_project(mlflow_store, PROJECT, "review", params, **experiment, env=VENV_PATH)
+    first = run_project(mlflow_store, PROJECT, "review", params, **experiment)
     review = first.run
     assert review.info.status == "FINISHED"
     metrics = review.data.metrics
@@ -663,7 +649,7 @@ def test_review_logs_human_feedback_once_and_measures_the_judges(mlflow_store, l
     assert [a.feedback.value for a in human_feedback(answers["trace_id"][1]) if a.name == "correctness"] == [False]
 
     # Again (a resumed review): nothing logged twice, the same figures.
-    again = run_project(mlflow_store, PROJECT, "review", params, **experiment, env=VENV_PATH)
+    again = run_project(mlflow_store, PROJECT, "review", params, **experiment)
     assert again.run.data.metrics["human_verdicts_logged"] == 0
     assert again.run.data.metrics["correctness/kappa"] == pytest.approx(0.5)
     assert sum(len(human_feedback(t)) for t in answers["trace_id"]) == 8
@@ -673,12 +659,12 @@ def test_review_bad_input_is_one_line_and_no_run_left_running(mlflow_store, tmp_
     exam = [r["Question"] for r in project_questions()]
     review = f"{PROJECT}/review.py"
     unknown = write_labels(tmp_path / "unknown.csv", [{"question": "What is love?", "correctness": "yes"}])
-    result = run_script(mlflow_store, review, "--labels", str(unknown), env=VENV_PATH, expect_success=False)
+    result = run_script(mlflow_store, review, "--labels", str(unknown), expect_success=False)
     [line] = error_lines(result)
     assert "unknown.csv line 2: 'What is love?' is not a question of questions.csv" in line
     assert result.runs == []
     invalid = write_labels(tmp_path / "invalid.csv", [{"question": exam[0], "english": "maybe"}])
-    result = run_script(mlflow_store, review, "--labels", str(invalid), env=VENV_PATH, expect_success=False)
+    result = run_script(mlflow_store, review, "--labels", str(invalid), expect_success=False)
     [line] = error_lines(result)
     assert "invalid.csv line 2: english = 'maybe' is not yes or no" in line
     assert result.runs == []
@@ -688,9 +674,7 @@ def test_review_bad_input_is_one_line_and_no_run_left_running(mlflow_store, tmp_
     with mlflow.start_run() as untraced:
         mlflow.set_tag("quiz.step", "generation")
         mlflow.log_text("number,question,status,answer,trace_id\n1,What is X?,ok,An answer,\n", "answers.csv")
-    result = run_script(
-        mlflow_store, review, "--generation-run-id", untraced.info.run_id, env=VENV_PATH, expect_success=False
-    )
+    result = run_script(mlflow_store, review, "--generation-run-id", untraced.info.run_id, expect_success=False)
     [line] = error_lines(result)
     assert f"run {untraced.info.run_id} has no traced answer to review" in line
     assert [r.info.status for r in result.runs] == ["FAILED"]

@@ -22,7 +22,7 @@ import mlflow
 import pytest
 
 from tests import examples
-from tests.harness import REPO_ROOT, free_port, run_project
+from tests.harness import REPO_ROOT, free_port, run_project, stop_process
 
 SERVE = REPO_ROOT / "llmops_project" / "local_llm" / "serve.py"
 PROJECT = "llmops_project"
@@ -329,6 +329,7 @@ def test_unbounded_schemas_are_left_without_a_guarantee():
     assert bounded["properties"]["tags"]["items"]["maxLength"] == serve.TEXT_MAX_CHARS
 
 
+@pytest.mark.e2e  # re-encodes the model with llama.cpp
 def test_the_model_is_re_encoded_once_as_q8_0_and_cached(tmp_path, monkeypatch):
     if importlib.util.find_spec("llama_cpp") is None or serve.bundled_model_path() is None:
         pytest.skip("the offline LLM extra is not installed (optional): make local-llm-install")
@@ -402,12 +403,7 @@ def local_llm(tmp_path_factory):
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _post(base_url: str, request: dict) -> httpx.Response:

@@ -30,7 +30,7 @@ def present(*arguments: str, timeout: float = 1800, **kwargs) -> subprocess.Comp
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "present.py"), *arguments],
         cwd=REPO_ROOT,
-        env={**os.environ, **harness._VENV_ON_PATH, **kwargs.pop("env", {})},
+        env=harness.venv_env(kwargs.pop("env", {})),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -26,7 +26,7 @@ What lies behind the server is reached in two ways, the only part that differs:
 tests/test_stack.py runs these same functions against the native stack it starts. In classroom
 mode (basic-auth) the checks log in as the admin (``MLFLOW_TRACKING_USERNAME``/``PASSWORD``, or
 ``admin`` with ``MLFLOW_AUTH_ADMIN_PASSWORD`` from the environment or .env).
-Needs requirements-dev.txt (the test server lives in tests/).
+Needs requirements.txt only: the run helpers and the test server come from devtools/.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # tracking_server.*, tests.* when run as a script
+sys.path.insert(0, str(REPO_ROOT))  # tracking_server.*, devtools.* when run as a script
 
 import mlflow  # noqa: E402
 import mlflow.artifacts  # noqa: E402
@@ -51,7 +51,7 @@ import requests  # noqa: E402
 from mlflow.entities import ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from tests import harness  # noqa: E402
+from devtools import projects  # noqa: E402  (run_project, Store, ProjectResult)
 from tracking_server import stack as native  # noqa: E402
 
 ARTIFACT_PROXY_SCHEME = "mlflow-artifacts:/"  # what --serve-artifacts hands out to clients
@@ -231,9 +231,9 @@ def all_artifact_paths(client: MlflowClient, run_id: str, path: str | None = Non
     return files
 
 
-def run_entry_point(store: harness.Store, folder: str, entry: str, params=None, **kwargs) -> harness.ProjectResult:
+def run_entry_point(store: projects.Store, folder: str, entry: str, params=None, **kwargs) -> projects.ProjectResult:
     """``mlflow run <folder> -e <entry>`` as a student runs it; the one top-level run must be FINISHED."""
-    result = harness.run_project(store, folder, entry, params, **kwargs)
+    result = projects.run_project(store, folder, entry, params, **kwargs)
     expect(result.run.info.status == "FINISHED", f"{folder}:{entry} ended {result.run.info.status}")
     return result
 
@@ -244,7 +244,7 @@ def registered_versions_of(backstage: Backstage, name: str, run_ids: set[str]) -
     return sorted(version for version, run_id in rows if run_id in run_ids)
 
 
-def champion_is_a_row_with_its_files_in_the_bucket(backstage: Backstage, store: harness.Store, name: str) -> int:
+def champion_is_a_row_with_its_files_in_the_bucket(backstage: Backstage, store: projects.Store, name: str) -> int:
     """The alias ``champion`` of ``name``: a row, pointing at a version whose model files are objects."""
     champion = store.client.get_model_version_by_alias(name, CHAMPION)
     rows = backstage.sql("SELECT version FROM registered_model_aliases WHERE name = %s AND alias = %s", name, CHAMPION)
@@ -258,7 +258,7 @@ def champion_is_a_row_with_its_files_in_the_bucket(backstage: Backstage, store: 
 # --- the checks ----------------------------------------------------------------------------
 
 
-def check_tracking(backstage: Backstage, store: harness.Store) -> str:
+def check_tracking(backstage: Backstage, store: projects.Store) -> str:
     result = run_entry_point(store, "tracking_example", "main", {"seed": 42}, experiment_name=EXPERIMENTS["tracking"])
     run = result.run
     run_id = run.info.run_id
@@ -289,7 +289,7 @@ def check_tracking(backstage: Backstage, store: harness.Store) -> str:
     return f"run {run_id}: 1 run row, {len(params)} param, {points} metric points, 1 artifact object"
 
 
-def check_autologging(backstage: Backstage, store: harness.Store) -> str:
+def check_autologging(backstage: Backstage, store: projects.Store) -> str:
     experiment = EXPERIMENTS["autologging"]
     trained = run_entry_point(store, "autologging_example", "main", {"seed": 42}, experiment_name=experiment)
     run = trained.run
@@ -302,7 +302,7 @@ def check_autologging(backstage: Backstage, store: harness.Store) -> str:
     files = backstage.objects(bucket_prefix(model.artifact_location))
     expect({"MLmodel", "model.pkl", "requirements.txt"} <= set(files), f"model files in the bucket: {sorted(files)}")
 
-    harness.run_project(store, "autologging_example", "register")  # model_uri=newest: the model above
+    projects.run_project(store, "autologging_example", "register")  # model_uri=newest: the model above
     name = "iris-classifier-dt"
     versions = registered_versions_of(backstage, name, {run.info.run_id})
     expect(versions, f"no version of {name} from run {run.info.run_id} in PostgreSQL")
@@ -314,7 +314,7 @@ def check_autologging(backstage: Backstage, store: harness.Store) -> str:
     return f"logged model {model.model_id} ({len(files)} objects); {name} v{versions[-1]}, @{CHAMPION} = v{version}"
 
 
-def check_census(backstage: Backstage, store: harness.Store) -> str:
+def check_census(backstage: Backstage, store: projects.Store) -> str:
     params = {"model_type": "logistic", "lr_C_values": "[1.0]", "cv_splits": 2}  # the small grid: seconds
     result = run_entry_point(store, "census_project", "train", params, experiment_name=EXPERIMENTS["census"])
     run = result.run
@@ -331,7 +331,7 @@ def check_census(backstage: Backstage, store: harness.Store) -> str:
     return f"{len(run_ids)} runs, {len(run_files)} objects; {name} v{versions[-1]}, @{CHAMPION} = v{champion}"
 
 
-def check_llmops(backstage: Backstage, store: harness.Store, llm_base_url: str) -> str:
+def check_llmops(backstage: Backstage, store: projects.Store, llm_base_url: str) -> str:
     env = {"OPENAI_BASE_URL": llm_base_url, "OPENAI_API_KEY": "test-key"}
     experiment = {"experiment_name": EXPERIMENTS["llmops"], "env": env}
     run_entry_point(store, "llmops_project", "register_all_prompts", **experiment)
@@ -360,7 +360,7 @@ def check_llmops(backstage: Backstage, store: harness.Store, llm_base_url: str) 
     return f"runs {generated.info.run_id[:8]}/{evaluated.info.run_id[:8]}: 2 answers, 2 trace rows, judged, prompts"
 
 
-def check_host_header(backstage: Backstage, store: harness.Store) -> str:
+def check_host_header(backstage: Backstage, store: projects.Store) -> str:
     """The host check (DNS-rebinding protection) answers before any login: 403 whoever asks."""
     port = int(backstage.tracking_uri.rsplit(":", 1)[1].strip("/"))
     endpoint = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search"
@@ -383,7 +383,7 @@ def server_wants_a_login(tracking_uri: str) -> bool:
     return probe.status_code == 401
 
 
-def check_classroom(backstage: Backstage, store: harness.Store) -> str:
+def check_classroom(backstage: Backstage, store: projects.Store) -> str:
     """Classroom mode: classroom.py's accounts, each student's own experiment, READ on the others'.
 
     Two throwaway students (random names) are made from a roster as the instructor makes them,
@@ -474,7 +474,7 @@ def snapshot(client: MlflowClient) -> dict:
     }
 
 
-def check_restart(backstage: Backstage, store: harness.Store, restart: Callable[[], None] | None = None) -> str:
+def check_restart(backstage: Backstage, store: projects.Store, restart: Callable[[], None] | None = None) -> str:
     """Restart the server (by default the mlflow service alone): the server knows the same afterwards."""
     before = snapshot(store.client)
     expect(before["runs"], "nothing logged yet: run the other checks first")
@@ -497,7 +497,7 @@ def _login_from_environment() -> tuple[str, str] | None:
     return (username, password) if username and password else None
 
 
-def use_server(tracking_uri: str) -> harness.Store:
+def use_server(tracking_uri: str) -> projects.Store:
     """Point this process and the ``mlflow run`` it starts at the server, logged in if it wants a login."""
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # one line per check, not progress bars
@@ -519,7 +519,7 @@ def use_server(tracking_uri: str) -> harness.Store:
             raise CheckFailed(f"the server at {tracking_uri} wants a login, and there is {error}") from None
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    return harness.Store(tracking_uri, None, MlflowClient(tracking_uri))
+    return projects.Store(tracking_uri, None, MlflowClient(tracking_uri))
 
 
 CHECKS = ["tracking", "autologging", "census", "llmops", "classroom", "host-header", "restart"]
@@ -532,7 +532,7 @@ def run_checks(backstage: Backstage, only: list[str] | None, llm_base_url: str |
         names.remove("classroom")  # by default only where classroom mode is on
     llm_server = None
     if "llmops" in names and not llm_base_url:
-        from tests.fixtures_llm import FakeOpenAIServer  # the deterministic test server, in this process
+        from devtools.openai_server import FakeOpenAIServer  # the deterministic test server, in this process
 
         llm_server = FakeOpenAIServer().start()
         llm_base_url = llm_server.base_url
@@ -551,7 +551,7 @@ def run_checks(backstage: Backstage, only: list[str] | None, llm_base_url: str |
             start = time.perf_counter()
             try:
                 summary = functions[name](backstage, store)
-            except Exception as error:  # CheckFailed, harness's failed `mlflow run`, an error of the server
+            except Exception as error:  # CheckFailed, run_project's failed `mlflow run`, an error of the server
                 failed += 1
                 kind = "" if isinstance(error, AssertionError) else f"{type(error).__name__}: "
                 print(f"FAIL {name}: {kind}{str(error).strip()}", flush=True)
