@@ -6,9 +6,10 @@
 
 It starts `mlflow ui` on the store on a free port, drives a headless Chromium through the pages the
 talk shows, and writes docs/ui/<part>-pt<N>-<what>.png, named after the slide: tracking-pt4-runs.png
-is "A taste of MLflow's Tracking API (pt. 4)". The browser is the system's: Debian's `chromium` on
-Linux (`make browser` installs it), an installed Google Chrome on macOS; Playwright for Python drives
-it and downloads nothing.
+is "A taste of MLflow's Tracking API (pt. 4)"; the census notebook's and the LLM selection's pages
+(compare, the exam dataset, review), which no numbered slide shows, are <part>-<what>.png. The
+browser is the system's: Debian's `chromium` on Linux (`make browser` installs it), an installed
+Google Chrome on macOS; Playwright for Python drives it and downloads nothing.
 
 Runs, models, prompts and traces are found through MlflowClient queries on the same server
 (experiment names, parent/child links, prompt aliases, traces with assessments or tool spans), never
@@ -257,6 +258,17 @@ def feedback_names(trace) -> list[str]:
     return [a.name for a in trace.info.assessments if a.feedback is not None]
 
 
+def feedback_sources(trace) -> set[str]:
+    """The kinds of source (HUMAN, LLM_JUDGE, CODE) of the trace's feedback."""
+    return {str(a.source.source_type) for a in trace.info.assessments if a.feedback is not None}
+
+
+def runs_tagged(client, tag: str, value: str) -> list:
+    """Every run of the store whose tag ``tag`` is ``value``."""
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, filter_string=f"tags.`{tag}` = '{value}'", max_results=5000) if ids else []
+
+
 def has_tool_span(trace) -> bool:
     return any(str(span.span_type) == "TOOL" for span in trace.data.spans)
 
@@ -347,8 +359,10 @@ class Tour:
     def run(self) -> None:
         self.part("tracking_example", MODEL_TRAINING, self.tracking)
         self.part("autologging_example and the registry", MODEL_TRAINING, self.autologging)
+        self.part("census_project: the notebook", MODEL_TRAINING, self.census_notebook)
         self.part("census_project", MODEL_TRAINING, self.census)
         self.part("llmops_project", GENAI, self.llmops)
+        self.part("llmops_project: compare, the exam dataset, review", GENAI, self.llmops_selection)
 
     # "A taste of MLflow's Tracking API", pt. 4-8
     def tracking(self, ui: UiPage) -> str | None:
@@ -417,6 +431,26 @@ class Tour:
         self.shoot(ui, "registry-pt3-versions")
         return None
 
+    # "A realistic MLOps scenario with MLflow", pt. 1-3, the notebook: the "UI overview (metadata)" image
+    def census_notebook(self, ui: UiPage) -> str | None:
+        experiment, runs = experiment_runs(self.client, "census-notebook")
+        children = {}
+        for run in runs:
+            children.setdefault(run.data.tags.get("mlflow.parentRunId"), []).append(run)
+        parent = newest([r for r in runs if r.info.run_id in children])
+        if parent is None:
+            return (
+                "experiment census-notebook has no run with nested runs "
+                "(make demo, or: cd census_project && python run_notebook.py --experiment-name census-notebook)"
+            )
+        ui.open(f"/experiments/{experiment.experiment_id}/runs")
+        ui.run_link(parent.info.run_id).wait_for()
+        expand_parent_run(ui, parent.info.run_id, children[parent.info.run_id])
+        toggle_run_columns(ui, ["Dataset", "cv_roc_auc_mean"])  # the empty Dataset column off, the CV score on
+        ui.page.get_by_role("columnheader").filter(has_text="cv_roc_auc_mean").first.wait_for()
+        self.shoot(ui, "census-notebook-nested-runs")
+        return None
+
     # "A realistic MLOps scenario with MLflow", pt. 2: nested runs, comparison charts
     def census(self, ui: UiPage) -> str | None:
         found = nested_training(
@@ -478,6 +512,36 @@ class Tour:
         ui.page.locator("[aria-label='Show execution timeline']").first.click()
         ui.page.locator("[aria-label='Hide execution timeline']").first.wait_for()
         self.shoot(ui, "llmops-pt11-trace-timeline")
+        return None
+
+    # "LLMOps with MLflow": select the best prompt by evaluation, on the exam dataset, with human feedback
+    def llmops_selection(self, ui: UiPage) -> str | None:
+        compare = newest(runs_tagged(self.client, "quiz.step", "comparison"))
+        if compare is None:
+            compare_command = "mlflow run -e compare --env-manager=local --experiment-name se-answers llmops_project"
+            return f"no compare run (make demo, or: {compare_command} -P templates=basic,practical -P max_questions=4)"
+        experiment_id, run_id = compare.info.experiment_id, compare.info.run_id
+        ui.open(f"/experiments/{experiment_id}/runs/{run_id}/artifacts/comparison.png", "comparison.png")
+        ui.page.wait_for_function("() => Array.from(document.images).some(i => i.complete && i.naturalWidth > 100)")
+        self.shoot(ui, "llmops-compare-run")
+
+        # The exam as an evaluation dataset: MLflow 3.17 lists them on the experiment's Datasets page
+        ui.open(f"/experiments/{experiment_id}/datasets", "se-exam")
+        self.shoot(ui, "llmops-datasets")
+
+        review = newest(runs_tagged(self.client, "quiz.step", "review"))
+        if review is None:
+            return "no review run (make demo runs -e review with review_labels.example.csv)"
+        reviewed = review.data.tags["quiz.reviewed_run_id"]
+        traces = self.client.search_traces(locations=[review.info.experiment_id], run_id=reviewed, max_results=500)
+        both = [t for t in traces if {"HUMAN", "LLM_JUDGE"} <= feedback_sources(t)]
+        if not both:
+            return f"no trace of the reviewed run {reviewed} has both HUMAN and judge feedback (make demo)"
+        trace = min(both, key=lambda t: t.info.request_time)  # the first question: the one the review shows first
+        open_trace(ui, trace)
+        show_assessments(ui, trace)
+        ui.page.get_by_role("button", name="Add feedback").first.wait_for()
+        self.shoot(ui, "llmops-review-feedback")
         return None
 
 
