@@ -89,7 +89,8 @@ def main() -> None:
                     mlflow.log_metrics(summary, model_id=app.model_id)  # the run's and the app version's
                 os.environ.pop("MLFLOW_ACTIVE_MODEL_ID")
                 candidates.append(candidate)
-                figures[name], apps[name], runs[name] = {**results.metrics, **summary}, app, child
+                rates = decision.pass_rates(table, [s.name for s in scorers], [q.number for q in questions])
+                figures[name], apps[name], runs[name] = {**results.metrics, **summary, **rates}, app, child
 
         # The comparison: a table and a chart on this run, then the decision by the rule
         table = decision.comparison_table(candidates, {name: shown(m) for name, m in figures.items()})

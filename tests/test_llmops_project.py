@@ -678,3 +678,13 @@ def test_review_bad_input_is_one_line_and_no_run_left_running(mlflow_store, tmp_
     [line] = error_lines(result)
     assert f"run {untraced.info.run_id} has no traced answer to review" in line
     assert [r.info.status for r in result.runs] == ["FAILED"]
+
+
+def test_the_comparison_table_counts_unknown_and_unanswered_as_not_passed():
+    """The table's pass rates count as the rule does; MLflow's own mean would leave "unknown" out
+    (NaN for a judge that never said yes or no, as the offline model's can)."""
+    results = pd.DataFrame(
+        {"number": [1, 2, 3], "english/value": ["yes", "unknown", "no"], "correctness/value": ["unknown"] * 3}
+    )
+    rates = decision.pass_rates(results, ["english", "correctness"], [1, 2, 3, 4])
+    assert rates == {"english/mean": 0.25, "correctness/mean": 0.0}

@@ -73,6 +73,17 @@ def question_scores(results: pd.DataFrame, scorers: list[str], questions: list[i
     return shares.reindex(questions, fill_value=0.0)
 
 
+def pass_rates(results: pd.DataFrame, scorers: list[str], questions: list[int]) -> dict[str, float]:
+    """``<scorer>/mean`` for the comparison table, counted as the rule counts: the share of the exam's
+    questions whose verdict passed ("unknown", or a question not answered, counts as not passed).
+    MLflow's own ``<scorer>/mean`` leaves unknown verdicts out, and is NaN when all are unknown."""
+    table = results.set_index("number")
+    return {
+        f"{name}/mean": float(table[f"{name}/value"].map(passed).reindex(questions, fill_value=0.0).mean())
+        for name in scorers
+    }
+
+
 def sign_test(better: int, worse: int) -> float:
     """One-sided p-value of ``better`` wins out of ``better + worse`` if both were equally good."""
     n = better + worse
