@@ -157,7 +157,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     cases = load_cases(args.quick, args.judge)
     if not cases:
-        sys.exit(f"error: no case for judge {args.judge}. Use one of the talk's judges, e.g. --judge english")
+        sys.exit(f"error: no case for judge {', '.join(args.judge)}. Use a judge of the talk, e.g. --judge english")
     workdir = Path(tempfile.mkdtemp(prefix="offline-judges-"))
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir.as_posix()}/mlflow.db"  # judge traces, if any
     os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""  # as quiz/provider.py sets it: no catalog download offline
