@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -263,6 +264,146 @@ def test_json_strings_of_every_schema_exclude_raw_control_characters():
 
     chat_handler.use_json_string_rule_for_every_schema()
     assert llama_grammar.PRIMITIVE_RULES["char"].content == chat_handler.JSON_STRING_CHAR_RULE
+
+
+# --- decoding rules (llm_server/decoding.py): what a request asks for, never a changed message ---------
+
+# The end of MLflow 3.17's guidelines judge prompt (mlflow.genai.judges.prompts.guidelines), as sent.
+GUIDELINES_PROMPT_END = (
+    'Please provide your assessment using only the following json format. ...\n{\n  "rationale": "Detailed '
+    'reasoning for your assessment. ...",\n  "result": "yes|no"\n}'
+)
+
+
+def _decoding():
+    from llm_server import decoding
+
+    return decoding
+
+
+def test_a_verdict_field_the_prompt_lists_as_yes_or_no_may_only_be_yes_or_no():
+    decoding = _decoding()
+    messages = [{"role": "user", "content": "Is the answer in English?\n\n" + GUIDELINES_PROMPT_END}]
+    schema = decoding.verdict_values(MLFLOW_JUDGE_SCHEMA, messages)
+    assert schema["properties"]["result"]["enum"] == ["yes", "no"]
+    assert "enum" not in schema["properties"]["rationale"]  # free text the prompt does not list
+    assert "enum" not in MLFLOW_JUDGE_SCHEMA["properties"]["result"]  # the caller's schema is untouched
+
+
+def test_a_prompt_that_lists_no_values_and_a_field_already_constrained_are_left_alone():
+    decoding = _decoding()
+    plain = [{"role": "user", "content": "Reply in JSON with 'rationale' and 'result'."}]
+    assert decoding.verdict_values(MLFLOW_JUDGE_SCHEMA, plain) == MLFLOW_JUDGE_SCHEMA
+    listed = [{"role": "user", "content": GUIDELINES_PROMPT_END.replace("yes|no", "pass|fail")}]
+    assert decoding.verdict_values(JUDGE_SCHEMA, listed) == JUDGE_SCHEMA  # its enum stays yes/no
+    assistant_only = [{"role": "assistant", "content": GUIDELINES_PROMPT_END}]  # not what the client asks
+    assert decoding.verdict_values(MLFLOW_JUDGE_SCHEMA, assistant_only) == MLFLOW_JUDGE_SCHEMA
+
+
+def test_structured_output_without_a_temperature_is_greedy_and_a_given_temperature_wins():
+    decoding = _decoding()
+    rules = frozenset({"greedy"})
+    judge = {"messages": [], "response_format": JUDGE_RESPONSE_FORMAT}
+    assert decoding.greedy(judge, rules)["temperature"] == 0
+    assert decoding.greedy({**judge, "temperature": 0.7}, rules)["temperature"] == 0.7
+    assert "temperature" not in decoding.greedy({"messages": []}, rules)  # free text: llama.cpp's default
+    assert "temperature" not in decoding.greedy(judge, frozenset())  # the rule switched off
+
+
+def test_the_fields_can_follow_the_order_the_prompt_s_template_shows():
+    decoding = _decoding()
+    messages = [{"role": "user", "content": GUIDELINES_PROMPT_END}]
+    ordered = decoding.template_order(MLFLOW_JUDGE_SCHEMA, messages)
+    assert list(ordered["properties"]) == ["rationale", "result"]  # MLflow's schema lists the result first
+    assert ordered["required"] == ["rationale", "result"]
+    assert ordered["properties"]["result"] == MLFLOW_JUDGE_SCHEMA["properties"]["result"]
+
+
+def test_the_server_normalisation_applies_the_rules_and_never_changes_a_message():
+    messages = [{"role": "user", "content": GUIDELINES_PROMPT_END}]
+    request = {
+        "messages": messages,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "J", "schema": MLFLOW_JUDGE_SCHEMA}},
+    }
+    translated = serve.openai_compatible_request(request)
+    assert translated["messages"] == messages
+    assert translated["temperature"] == 0
+    assert translated["response_format"]["schema"]["properties"]["result"]["enum"] == ["yes", "no"]
+    untouched = serve.openai_compatible_request(request, rules=frozenset())
+    assert untouched["response_format"]["schema"] == MLFLOW_JUDGE_SCHEMA
+    assert untouched.get("temperature") is None
+
+
+def test_a_tool_s_free_text_argument_is_text_and_its_other_arguments_are_left_alone():
+    import re
+
+    decoding = _decoding()
+    (tool,) = decoding.text_arguments([SEARCH_TOOL], 80)
+    query = tool["function"]["parameters"]["properties"]["query"]
+    assert tool["function"]["parameters"]["properties"]["max_results"] == {"type": "integer"}
+    assert "pattern" not in SEARCH_TOOL["function"]["parameters"]["properties"]["query"]  # caller's untouched
+    pattern = re.compile(query["pattern"])
+    for text in ("software crisis", "What is a process?", "Ingegneria del software è", "a" * 80):
+        assert pattern.match(text), text
+    for text in ("<your_function>", "{", "][", "", " leading space", "a" * 81, 'say "hi"'):
+        assert not pattern.match(text), text
+
+
+class _SeedRecorder:
+    """A stand-in model that records what the chat handler does with a seed, then stops it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def set_seed(self, seed):
+        self.calls.append(("set_seed", seed))
+
+    def reset(self):
+        self.calls.append(("reset",))
+
+    @property
+    def metadata(self):
+        raise LookupError("stop here: no real model")
+
+
+@pytest.mark.parametrize(
+    ("rules", "seed", "expected"),
+    [
+        ({"seeded_runs_alone"}, 7, [("set_seed", 7), ("reset",)]),
+        (set(), 7, [("set_seed", 7)]),
+        ({"seeded_runs_alone"}, None, []),
+    ],
+)
+def test_a_seeded_request_reads_its_prompt_afresh(rules, seed, expected):
+    chat_handler = _chat_handler_module()
+    model = _SeedRecorder()
+    with pytest.raises(LookupError):
+        chat_handler.ChatHandler(frozenset(rules))(
+            llama=model, messages=[{"role": "user", "content": "hi"}], seed=seed, max_tokens=None
+        )
+    assert model.calls == expected
+
+
+def test_the_rules_in_force_come_from_local_llm_decoding():
+    decoding = _decoding()
+    assert decoding.active_rules("") == frozenset(decoding.DEFAULT_RULES)
+    assert decoding.active_rules("none") == frozenset()
+    assert decoding.active_rules("greedy, template_order") == {"greedy", "template_order"}
+    with pytest.raises(ValueError, match="unknown rules"):
+        decoding.active_rules("greedy,telepathy")
+
+
+def test_an_unknown_decoding_rule_stops_the_server_with_one_line(tmp_path):
+    env = {**os.environ, "LOCAL_LLM_DECODING": "telepathy"}
+    completed = subprocess.run(
+        [sys.executable, str(SERVE), "--port", str(free_port())], capture_output=True, text=True, timeout=60, env=env
+    )
+    if "llama-cpp-python is not installed" in completed.stderr:
+        pytest.skip("llama-cpp-python is not installed (optional extra): make local-llm-install")
+    assert completed.returncode == 2
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert lines[0].startswith("error: LOCAL_LLM_DECODING names unknown rules ['telepathy']")
 
 
 # --- structured output: every free-text string bounded, so the longest JSON fits the budget -----------
@@ -625,6 +766,37 @@ def test_second_server_on_the_same_port_is_one_clear_line(local_llm):
 # --- the llmops_project end to end on the local model ----------------------------------------------
 
 
+ENGLISH_JUDGE_FLOOR = 9 / 16  # measured 10/16 (benchmarks/offline_judges.py --judge english); always "yes" gets 8/16
+
+
+@pytest.mark.local_llm
+def test_the_english_judge_on_english_and_non_english_answers_stays_above_its_floor(local_llm, monkeypatch, tmp_path):
+    """The smallest slice of benchmarks/offline_judges.py (python benchmarks/offline_judges.py --judge english):
+    the talk's english judge, called directly as evaluate_responses configures it, on 8 English and 8
+    non-English answers. A regression of the server's decoding fails here."""
+    monkeypatch.setenv("OPENAI_BASE_URL", local_llm)
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    monkeypatch.setenv("MLFLOW_MODEL_CATALOG_URI", "")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path.as_posix()}/mlflow.db")
+    monkeypatch.syspath_prepend(str(REPO_ROOT / PROJECT))
+    import evaluate_responses
+
+    judge = next(s for s in evaluate_responses.guidelines_model("openai:/gpt-4.1-mini") if s.name == "english")
+    cases = json.loads((REPO_ROOT / "benchmarks" / "offline_judges_cases.json").read_text(encoding="utf-8"))["cases"]
+    cases = [case for case in cases if case["judge"] == "english"]
+    assert len(cases) == 16
+    assert {case["expected"] for case in cases} == {"yes", "no"}
+    verdicts = []
+    for case in cases:
+        feedback = judge(inputs={"question": case["question"]}, outputs=case["answer"])
+        assert feedback.error is None, feedback.error
+        verdicts.append(getattr(feedback.value, "value", feedback.value))
+    assert set(verdicts) <= {"yes", "no"}, verdicts  # never "neither yes nor no"
+    pairs = list(zip(verdicts, cases, strict=True))
+    right = sum(verdict == case["expected"] for verdict, case in pairs)
+    assert right / len(cases) >= ENGLISH_JUDGE_FLOOR, [(verdict, case["answer"][:40]) for verdict, case in pairs]
+
+
 @pytest.mark.local_llm
 def test_generate_two_answers_and_evaluate_them_offline(local_llm, mlflow_store):
     if not (REPO_ROOT / PROJECT / "MLproject").is_file():
@@ -655,7 +827,8 @@ def test_generate_two_answers_and_evaluate_them_offline(local_llm, mlflow_store)
         # The local judges answered (schema-shaped JSON that MLflow could parse), no errors recorded.
         for name in LLM_JUDGES:
             assert feedback[name].error is None, (name, feedback[name].error)
-            assert feedback[name].value is not None, name
+            # Each judge's prompt lists "yes|no" for its result: the server's grammar allows just those.
+            assert feedback[name].value in ("yes", "no"), (name, feedback[name].value)
         # The code scorers' values follow from the answer recorded in the trace.
         answer = (
             trace.data.response["choices"][-1]["message"]["content"]

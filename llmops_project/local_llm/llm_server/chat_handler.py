@@ -16,6 +16,7 @@ import json
 from fastapi import HTTPException
 from llama_cpp import llama_chat_format, llama_grammar
 
+from llm_server import decoding
 from llm_server.budget import (
     JSON_STRING_CHAR_RULE,
     OutputBudgetError,
@@ -24,13 +25,13 @@ from llm_server.budget import (
     with_bounded_arguments,
     with_tool_schema,
 )
-from llm_server.settings import CHAT_FORMAT, DEFAULT_MAX_TOKENS
+from llm_server.settings import CHAT_FORMAT, DEFAULT_MAX_TOKENS, TEXT_MAX_CHARS
 
 
-def register_chat_handler() -> None:
+def register_chat_handler(rules: frozenset[str] = frozenset(decoding.DEFAULT_RULES)) -> None:
     """Register a ChatHandler with llama.cpp under the name CHAT_FORMAT (and patch its JSON strings)."""
     use_json_string_rule_for_every_schema()
-    llama_chat_format.register_chat_completion_handler(CHAT_FORMAT)(ChatHandler())
+    llama_chat_format.register_chat_completion_handler(CHAT_FORMAT)(ChatHandler(rules))
 
 
 def use_json_string_rule_for_every_schema() -> None:
@@ -44,16 +45,25 @@ def use_json_string_rule_for_every_schema() -> None:
 
 
 class ChatHandler:
-    """llama.cpp calls it as ``handler(llama=..., messages=..., tools=..., ...)``. Its only state is
-    a cache: the chat template of each loaded model, read from the model's GGUF file."""
+    """llama.cpp calls it as ``handler(llama=..., messages=..., tools=..., ...)``. Its state: the
+    decoding rules in force (decoding.py), and a cache of each loaded model's chat template, read
+    from the model's GGUF file."""
 
-    def __init__(self):
+    def __init__(self, rules: frozenset[str] = frozenset(decoding.DEFAULT_RULES)):
+        self.rules = rules
         self.templates = {}  # id(llama) → (Jinja2ChatFormatter, its chat handler)
 
     def __call__(self, llama, messages, tools=None, tool_choice=None, stream=False, seed=None, **kwargs):
         if seed is not None:
             # chatml_function_calling passes no seed on: its completions derive theirs from this one.
             llama.set_seed(seed)
+            if "seeded_runs_alone" in self.rules:
+                # llama.cpp reuses the longest cached prefix of the previous prompt and reads only the
+                # rest: the same prompt, read in other pieces, gives slightly different numbers, and
+                # sampling can then diverge. A seeded request reads its whole prompt afresh.
+                llama.reset()
+        if tools and "text_arguments" in self.rules:
+            tools = decoding.text_arguments(tools, TEXT_MAX_CHARS)
         if tools and (tool_choice == "required" or isinstance(tool_choice, dict)):
             name = tool_choice["function"]["name"] if isinstance(tool_choice, dict) else None
             name = name or self.chosen_function(llama, messages, tools)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from llm_server import decoding
 from llm_server.normalise import openai_compatible_request, request_error
 
 
@@ -11,9 +12,10 @@ class OpenAICompatibility:
     """ASGI middleware: feeds POST .../chat/completions bodies through openai_compatible_request,
     and answers HTTP 400 for the requests request_error rejects."""
 
-    def __init__(self, app, defaults: dict | None = None):
+    def __init__(self, app, defaults: dict | None = None, rules: frozenset[str] = frozenset(decoding.DEFAULT_RULES)):
         self.app = app
         self.defaults = defaults or {}
+        self.rules = rules
 
     async def __call__(self, scope, receive, send):
         if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/chat/completions")):
@@ -30,7 +32,7 @@ class OpenAICompatibility:
             if error := request_error(request):
                 await _send_json(send, 400, {"error": {"message": error, "type": "invalid_request_error"}})
                 return
-            body = json.dumps(openai_compatible_request(request, self.defaults)).encode()
+            body = json.dumps(openai_compatible_request(request, self.defaults, self.rules)).encode()
         except (ValueError, TypeError, AttributeError):
             pass  # not a JSON object: llama.cpp's validation answers with a proper 4xx
 

@@ -8,21 +8,30 @@ HTTP 400 (``request_error``).
 
 from __future__ import annotations
 
+from llm_server import decoding
 
-def openai_compatible_request(payload: dict, defaults: dict | None = None) -> dict:
+
+def openai_compatible_request(
+    payload: dict, defaults: dict | None = None, rules: frozenset[str] = frozenset(decoding.DEFAULT_RULES)
+) -> dict:
     """Rewrite an OpenAI chat-completions request into the dialect llama.cpp's server accepts.
 
     ``defaults`` (e.g. ``{"temperature": 0, "seed": 42}``) fill in what the request leaves unset.
+    ``rules``: the decoding rules in force (decoding.py); the messages are never changed.
     """
     payload = dict(payload)
     for key, value in (defaults or {}).items():
         if payload.get(key) is None:
             payload[key] = value
+    payload = decoding.greedy(payload, rules)
 
-    # Structured output: OpenAI's json_schema → llama.cpp's json_object + schema (same constraint).
+    # Structured output: OpenAI's json_schema → llama.cpp's json_object + schema (same constraint),
+    # narrowed to what the prompt asks for by the decoding rules in force.
     response_format = payload.get("response_format")
     if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema")
+        if schema:
+            schema = decoding.judge_schema(schema, payload.get("messages") or [], rules)
         payload["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
 
     # Newer clients send max_completion_tokens (LangChain always does); llama.cpp knows max_tokens.

@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from llm_server import decoding
 from llm_server.middleware import OpenAICompatibility
 from llm_server.settings import (
     CHAT_FORMAT,
@@ -75,10 +76,12 @@ def prepared_model(source: Path) -> Path:
     return target
 
 
-def build_app(model_path: Path, defaults: dict | None = None):
+def build_app(model_path: Path, defaults: dict | None = None, rules: frozenset[str] | None = None):
     """llama.cpp's FastAPI app for one model, wrapped in the request normalisation.
 
-    ``defaults``: request fields (temperature, seed) for requests that leave them out."""
+    ``defaults``: request fields (temperature, seed) for requests that leave them out.
+    ``rules``: the decoding rules in force (default: decoding.active_rules())."""
+    rules = decoding.active_rules() if rules is None else rules
     # llama.cpp's threads busy-wait for each other by default (OpenMP). On a busy machine, where
     # one of the two threads is often descheduled, that made a completion 10-20x slower here
     # (60 s instead of 3 s for 100 tokens). Passive waiting costs nothing when the machine is idle.
@@ -89,7 +92,7 @@ def build_app(model_path: Path, defaults: dict | None = None):
 
     from llm_server.chat_handler import register_chat_handler
 
-    register_chat_handler()
+    register_chat_handler(rules)
     model = ModelSettings(
         model=str(model_path),
         model_alias=MODEL_ALIAS,
@@ -99,7 +102,7 @@ def build_app(model_path: Path, defaults: dict | None = None):
         n_threads_batch=THREADS,
         verbose=False,
     )
-    return OpenAICompatibility(create_app(server_settings=ServerSettings(), model_settings=[model]), defaults)
+    return OpenAICompatibility(create_app(server_settings=ServerSettings(), model_settings=[model]), defaults, rules)
 
 
 def check_port_free(host: str, port: int) -> None:
