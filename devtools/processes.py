@@ -100,7 +100,17 @@ def model_server(model_uri: str):
 
 def post_json(url: str, body: dict, timeout: float = 60) -> tuple[int, dict]:
     """POST ``body`` as JSON; (HTTP status, decoded JSON answer), errors included."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    return post(url, json.dumps(body).encode(), "application/json", timeout)
+
+
+def post_csv(url: str, text: str, timeout: float = 60) -> tuple[int, dict]:
+    """POST ``text`` as ``Content-Type: text/csv``; (HTTP status, decoded JSON answer), errors included."""
+    return post(url, text.encode(), "text/csv", timeout)
+
+
+def post(url: str, data: bytes, content_type: str, timeout: float = 60) -> tuple[int, dict]:
+    """POST ``data``; (HTTP status, decoded JSON answer), errors included."""
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())

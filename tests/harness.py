@@ -10,7 +10,7 @@ The tools themselves live in ``devtools/`` (shared with the benchmarks, ``check_
   ``run_printed(store, command, where)`` runs one of them from where it says it works.
 * ``background_server(command, ready_url)`` runs a server (``mlflow models serve``, the local LLM,
   ``mlflow ui``) until the ``with`` block ends; ``stop_process`` stops one a test started itself.
-* ``post_json(url, body)`` sends a JSON request and returns (status, JSON answer).
+* ``post_json(url, body)`` / ``post_csv(url, text)`` send a request and return (status, JSON answer).
 
 What only tests need stays here: ``use_tracking_uri`` (through pytest's monkeypatch) and
 ``SharedRuns``. Fixtures (``mlflow_store``, ``module_store``, ``runs`` and friends) live in ``conftest.py``.
@@ -29,6 +29,7 @@ from devtools.processes import (  # noqa: F401  (re-exported for the test files)
     free_port,
     load_average,
     model_server,
+    post_csv,
     post_json,
     stop_process,
     venv_env,

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import mlflow
 import numpy as np
@@ -161,19 +159,9 @@ def test_mlflow_models_serve_answers_the_talks_curl_request(runs):
         assert body["error_code"] == "INVALID_PARAMETER_VALUE"
         # CSV is refused, as the README says: the autologged signature is a tensor (load_iris gives
         # numpy arrays), and MLflow's server reads CSV only into named, typed columns.
-        status, body = post_csv(f"{url}/invocations", "0,1,2,3\n5.1,3.5,1.4,0.2\n")
+        status, body = harness.post_csv(f"{url}/invocations", "0,1,2,3\n5.1,3.5,1.4,0.2\n")
         assert status == 400
         assert "TensorSpec only supports numpy types" in body["message"]
-
-
-def post_csv(url: str, text: str) -> tuple[int, dict]:
-    """POST ``text`` as ``Content-Type: text/csv``; (HTTP status, decoded JSON answer)."""
-    request = urllib.request.Request(url, data=text.encode(), headers={"Content-Type": "text/csv"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def test_register_with_a_bad_model_uri_registers_nothing(store, runs):

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -424,19 +422,9 @@ def test_mlflow_models_serve_answers_json_records_split_and_nulls(trained):
             assert message in body["message"]
         # CSV is refused, as the README says: MLflow's server reads CSV with one dtype per column from
         # the signature, and the number columns are "any" (whole numbers and missing values both).
-        status, body = post_csv(f"{url}/invocations", rows.to_csv(index=False))
+        status, body = harness.post_csv(f"{url}/invocations", rows.to_csv(index=False))
         assert status == 400
         assert "Failed to get pandas types as some of the inputs types are not DataType" in body["message"]
-
-
-def post_csv(url: str, text: str) -> tuple[int, dict]:
-    """POST ``text`` as ``Content-Type: text/csv``; (HTTP status, decoded JSON answer)."""
-    request = urllib.request.Request(url, data=text.encode(), headers={"Content-Type": "text/csv"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 # --- bad parameters: one clear line naming the parameter, exit != 0, run FAILED, nothing registered ---
