@@ -9,7 +9,6 @@ one assessment per scorer; this run gets the pass rates and evaluation_results.c
 """
 
 import argparse
-import io
 
 import mlflow
 import pandas as pd
@@ -164,16 +163,8 @@ def find_generation_run(run_id: str, experiment_id: str):
 
 def load_answers(run, expectations: dict) -> pd.DataFrame:
     """The successfully answered questions of a generation run (failed ones are never judged)."""
-    try:
-        answers = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{generation.ANSWERS_ARTIFACT}")
-    except Exception:
-        raise cli.UserError(
-            f"run {run.info.run_id} has no {generation.ANSWERS_ARTIFACT}. "
-            "Pass the id of a generate_answers or generate_answers_with_agent run"
-        ) from None
-    table = pd.read_csv(io.StringIO(answers), keep_default_na=False)
-    answered = table[table["status"] == "ok"].reset_index(drop=True)
-    print(f"{len(table) - len(answered)} failed question(s) of that run left out")
+    answered = generation.answered(run)
+    print(f"{answered.attrs['failed']} failed question(s) of that run left out")
     if answered.empty:
         raise cli.UserError("that run has no successful answer to evaluate. Generate answers again")
     missing = [q for q in answered["question"] if q not in expectations]

@@ -12,7 +12,6 @@ answers on which it agrees with you, and Cohen's kappa (agreement beyond chance)
 """
 
 import getpass
-import io
 from pathlib import Path
 
 import evaluate_responses
@@ -101,15 +100,8 @@ def parse_args(argv: list[str] | None = None):
 
 def traced_answers(run) -> pd.DataFrame:
     """The run's answered questions with their traces (a run without traces cannot be reviewed)."""
-    try:
-        text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{generation.ANSWERS_ARTIFACT}")
-    except Exception:
-        raise cli.UserError(
-            f"run {run.info.run_id} has no {generation.ANSWERS_ARTIFACT}. "
-            "Pass the id of a generate_answers, generate_answers_with_agent or compare candidate run"
-        ) from None
-    table = pd.read_csv(io.StringIO(text), keep_default_na=False)
-    table = table[(table["status"] == "ok") & (table["trace_id"] != "")].reset_index(drop=True)
+    table = generation.answered(run)
+    table = table[table["trace_id"] != ""].reset_index(drop=True)
     table["trace"] = [mlflow.get_trace(trace_id) for trace_id in table["trace_id"]]
     table = table[table["trace"].notna()].reset_index(drop=True)
     if table.empty:

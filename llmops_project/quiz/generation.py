@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextvars
+import io
 import math
 import time
 from collections.abc import Callable
@@ -147,6 +148,22 @@ def _answer_one(answer: Callable[[Question], Reply], question: Question) -> dict
         "tool_calls": reply.tool_calls if reply else None,
         "trace_id": mlflow.get_last_active_trace_id(thread_local=True) or "",
     }
+
+
+def answered(run) -> pd.DataFrame:
+    """The successfully answered rows of a generation run's answers.csv (evaluate_responses and
+    review read them; failed questions are never judged or reviewed)."""
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{ANSWERS_ARTIFACT}")
+    except Exception:
+        raise cli.UserError(
+            f"run {run.info.run_id} has no {ANSWERS_ARTIFACT}. "
+            "Pass the id of a generate_answers, generate_answers_with_agent or compare candidate run"
+        ) from None
+    table = pd.read_csv(io.StringIO(text), keep_default_na=False)
+    ok = table[table["status"] == "ok"].reset_index(drop=True)
+    ok.attrs["failed"] = len(table) - len(ok)  # questions of that run left out
+    return ok
 
 
 def answers_table(answers: pd.DataFrame, prompt, model: str) -> pd.DataFrame:
