@@ -4,6 +4,7 @@
     python present.py --no-pause   # straight through (what `make demo` runs)
     python present.py --list       # the steps
     python present.py --from 9     # start at step 9; --only 9 runs just that one
+    python present.py --to 14      # stop after step 14 (the ML half); --from 15 walks the LLM half
     python present.py --ui         # start the MLflow UI first, on the store the steps write to
 
 For each step it prints the slide's title and the exact command as the slide shows it, from the
@@ -240,7 +241,7 @@ def main() -> None:
         for number, step in steps:
             print(f"{number:2d}. {step.slide}   [{step.folder}]")
         return
-    chosen = [(n, s) for n, s in steps if (n == args.only if args.only else n >= args.start)]
+    chosen = [(n, s) for n, s in steps if (n == args.only if args.only else args.start <= n <= args.to)]
     walk = Walk(
         STEPS,
         stamp=args.stamp,
@@ -259,6 +260,7 @@ def parse_args():
     parser.add_argument("--no-pause", action="store_true", help="run every step without waiting for Enter")
     parser.add_argument("--list", action="store_true", help="list the steps and exit")
     parser.add_argument("--from", dest="start", type=int, default=1, help="start at this step")
+    parser.add_argument("--to", type=int, default=len(STEPS), help="stop after this step")
     parser.add_argument("--only", type=int, help="run only this step")
     parser.add_argument("--ui", action="store_true", help="start the MLflow UI in the background first")
     parser.add_argument("--ui-port", type=int, default=int(os.environ.get("UI_PORT", 5000)))
@@ -271,8 +273,10 @@ def parse_args():
         help="the date stamp of new experiment names, YYYY-MM-DD-HH-MM (default: now)",
     )
     args = parser.parse_args()
-    if not (1 <= (args.only or args.start) <= len(STEPS)):
+    if not all(1 <= n <= len(STEPS) for n in (args.only or args.start, args.to)):
         parser.error(f"steps are numbered 1 to {len(STEPS)}")
+    if args.start > args.to:
+        parser.error(f"--from {args.start} comes after --to {args.to}")
     if not re.fullmatch(STAMP, args.stamp):
         parser.error(f"--stamp {args.stamp}: expected YYYY-MM-DD-HH-MM, e.g. --stamp 2026-11-23-17-05")
     return args

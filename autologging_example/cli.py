@@ -179,7 +179,9 @@ def stop() -> None:
     """After an interruption: no run left RUNNING, one line, exit status 128 + signal number."""
     signum = _interruption["signal"] or signal.SIGINT
     _interruption["signal"] = signum  # any further signal is ignored while cleaning up
-    why = "its parent process (mlflow run) ended" if _interruption["parent_gone"] else signal.Signals(signum).name
+    # The watcher stops the script with SIGTERM; a signal that came first (SIGHUP to the group) names itself.
+    parent_gone = _interruption["parent_gone"] and signum == signal.SIGTERM
+    why = "its parent process (mlflow run) ended" if parent_gone else signal.Signals(signum).name
     ended = []
     while mlflow.active_run():
         ended.append(mlflow.active_run().info.run_id)

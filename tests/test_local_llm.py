@@ -393,6 +393,11 @@ def test_the_rules_in_force_come_from_local_llm_decoding():
         decoding.active_rules("greedy,telepathy")
 
 
+def test_the_context_size_is_an_option_for_measuring_it():
+    assert serve.parse_args([]).context == serve.CONTEXT_TOKENS
+    assert serve.parse_args(["--context", "1024"]).context == 1024
+
+
 def test_an_unknown_decoding_rule_stops_the_server_with_one_line(tmp_path):
     env = {**os.environ, "LOCAL_LLM_DECODING": "telepathy"}
     completed = subprocess.run(

@@ -1,6 +1,6 @@
-"""present.py (`make present` / `make demo`): the whole walk of the talk's hands-on steps, on a
-temporary store, with the LLM steps against the repository's OpenAI-compatible test server; plus
-`make reset` and the port checks of `make ui` and of the walk's `mlflow models serve` step."""
+"""present.py (`make present` / `make demo`): the walk of the talk's ML steps (1-14) on a temporary
+store (test_present_llm.py walks the LLM steps); `--only` later; `make reset` and the port checks of
+`make ui` and of the walk's `mlflow models serve` step; and the runner's pure parts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import re
 import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import mlflow
@@ -20,52 +19,24 @@ from mlflow.entities import ViewType
 import present as present_py
 import present_runner
 from present_runner import Printed, Shown, Step, Walk, WalkError
-from tests import harness
-from tests.fixtures_llm import FakeOpenAIServer
+from tests import harness, presenting
 from tests.harness import REPO_ROOT
-
-
-def present(*arguments: str, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess:
-    """`python present.py ...` from the repository root, as `make present` runs it."""
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "present.py"), *arguments],
-        cwd=REPO_ROOT,
-        env=harness.venv_env(kwargs.pop("env", {})),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        **kwargs,
-    )
 
 
 @pytest.fixture(scope="module")
 def walk(module_store, tmp_path_factory):
-    """The whole walk, straight through, once for the module (a few minutes: every example runs)."""
-    llm = FakeOpenAIServer().start()
-    links = tmp_path_factory.mktemp("walk") / "links.txt"
-    try:
-        done = present(
-            "--no-pause",
-            "--quick",
-            "--serve-port",
-            str(harness.free_port()),
-            "--links-file",
-            str(links),
-            env={"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"},
-        )
-    finally:
-        llm.stop()
-    return done, links.read_text().splitlines(), llm
+    """The ML half of the walk (steps 1-14), straight through, once for the module (a few minutes:
+    every example runs). test_present_llm.py walks the LLM half, on another pytest worker."""
+    return presenting.walk(tmp_path_factory.mktemp("walk") / "links.txt", "--to", str(presenting.LLM_HALF - 1))
 
 
 def test_the_walk_runs_every_step_and_seed_43_fails_as_designed(module_store, walk):
-    done, links, llm = walk
+    done, links = walk
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    steps = re.findall(r"^━━ Step (\d+)/(\d+) · (.+?) ━", done.stdout, flags=re.MULTILINE)
-    total = int(steps[0][1])
-    assert [int(n) for n, _, _ in steps] == list(range(1, total + 1))
-    assert len(links) == total
+    steps, total = presenting.steps_shown(done.stdout)
+    assert total == len(present_py.STEPS)
+    assert steps == list(range(1, presenting.LLM_HALF))
+    assert len(links) == len(steps)
     assert "(It failed on purpose, exit status 1: odd seeds raise, as in the talk.)" in done.stdout
     client = module_store.client
     statuses = {
@@ -78,13 +49,11 @@ def test_the_walk_runs_every_step_and_seed_43_fails_as_designed(module_store, wa
     assert {r.info.status for r in others} == {"FINISHED"}
     assert client.get_model_version_by_alias("iris-classifier-dt", "champion")
     assert client.get_model_version_by_alias("adult-best-random-forest", "champion")
-    assert client.get_prompt_version_by_alias("basic", "production")
-    assert len(llm.chat_requests("judge")) > 0  # the LLM steps went to the provider the environment gave
     assert '{"predictions": [0, 1, 2]}' in done.stdout  # the talk's curl answer, from a real model server
 
 
 def test_the_commands_are_shown_as_the_slides_show_them(walk):
-    done, _, _ = walk
+    done, _ = walk
     shown = re.findall(r"^\$ (.+)$", done.stdout, flags=re.MULTILINE)
     assert "cd tracking_example" in shown
     assert "python logging_example.py 43" in shown
@@ -102,33 +71,7 @@ def test_no_run_lands_in_the_default_experiment(module_store, walk):
 
 
 def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
-    _, links, _ = walk
-    client = module_store.client
-    port = harness.free_port()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", module_store.tracking_uri]
-    with harness.background_server(command + ["--port", str(port)], f"http://127.0.0.1:{port}/health"):
-        for link in links:
-            page, _, route = link.partition("/#/")
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
-                assert response.status == 200
-            assert page == "http://127.0.0.1:5000"
-            route, _, query = route.partition("?")
-            parts = route.split("/")
-            if parts[0] == "experiments":  # opens in the view the talk shows (README, "The UI's two views")
-                assert query in ("workflowType=machine_learning", "workflowType=genai"), link
-                assert client.get_experiment(parts[1])
-                if parts[2] == "runs":
-                    assert client.get_run(parts[3]).info.experiment_id == parts[1]
-                elif parts[2] == "models":
-                    assert client.get_logged_model(parts[3]).experiment_id == parts[1]
-                else:
-                    assert parts[2] == "traces"
-                    assert mlflow.search_traces(locations=[parts[1]], return_type="list")
-            elif parts[0] == "models":
-                assert client.get_registered_model(parts[1])
-            else:
-                assert parts[0] == "prompts"
-                assert client.get_prompt_version_by_alias(parts[1], "production")
+    presenting.assert_every_link_opens_and_names_what_exists(module_store, walk[1])
 
 
 def test_a_step_run_again_later_writes_next_to_the_earlier_steps(module_store, walk):
@@ -137,7 +80,7 @@ def test_a_step_run_again_later_writes_next_to_the_earlier_steps(module_store, w
     client = module_store.client
     [census] = [e for e in client.search_experiments() if e.name.startswith("adult-classifier-")]
     [train] = client.search_runs([census.experiment_id], "attributes.run_name = 'train-both'")
-    again = present("--no-pause", "--only", "12", "--stamp", "2099-01-01-00-00")
+    again = presenting.present("--no-pause", "--only", "12", "--stamp", "2099-01-01-00-00")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert f"--experiment-name {census.name} . -P run_id={train.info.run_id} -P model_uri=models:/m-" in again.stdout
     tests = client.search_runs([census.experiment_id], "attributes.run_name = 'test'", order_by=["start_time DESC"])
@@ -148,7 +91,7 @@ def test_a_step_run_again_later_writes_next_to_the_earlier_steps(module_store, w
 
 
 def test_list_shows_the_steps_without_running_anything(module_store):
-    listed = present("--list")
+    listed = presenting.present("--list")
     assert listed.returncode == 0
     assert "20. Exemplifying MLflow for LLM Applications (pt. 10-11)" in listed.stdout
 
@@ -158,7 +101,7 @@ def test_a_taken_port_stops_the_serve_step_with_one_clear_line(module_store, wal
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = present("--no-pause", "--only", "6", "--serve-port", str(port))
+        done = presenting.present("--no-pause", "--only", "6", "--serve-port", str(port))
     assert done.returncode == 1
     assert f"error: port {port} is taken" in done.stderr
     assert f"--serve-port {port + 1}" in done.stderr
@@ -284,3 +227,10 @@ def test_llm_commands_name_the_provider_the_walk_started(capsys, llm, provider, 
     export = "$ export OPENAI_BASE_URL=http://127.0.0.1:8081/v1 OPENAI_API_KEY=local\n$ python -c"
     assert (export in out) is shown
     assert walk.links == ["answered\n"]  # the command's output, shown live and kept for the step
+
+
+def test_from_after_to_is_refused_before_anything_runs(mlflow_store):
+    done = presenting.present("--from", "15", "--to", "14")
+    assert done.returncode == 2
+    assert "--from 15 comes after --to 14" in done.stderr.strip().splitlines()[-1]
+    assert [e.name for e in mlflow_store.client.search_experiments()] == ["Default"]

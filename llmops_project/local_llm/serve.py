@@ -75,6 +75,7 @@ from llm_server.process import (  # noqa: E402
     start_in_background,
 )
 from llm_server.settings import (  # noqa: E402
+    CONTEXT_TOKENS,
     DEFAULT_HOST,
     DEFAULT_PORT,
     INSTALL_HINT,
@@ -123,6 +124,12 @@ def parse_args(argv=None):
         help="temperature for requests that set none (default: llama.cpp's 0.8); 0 = always the likeliest token",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed for requests that set none")
+    parser.add_argument(
+        "--context",
+        type=int,
+        default=CONTEXT_TOKENS,
+        help=f"context size in tokens, prompt + answer (default: {CONTEXT_TOKENS})",
+    )
     return parser.parse_args(argv)
 
 
@@ -151,7 +158,7 @@ def main(argv=None) -> None:
     defaults = {"temperature": args.temperature, "seed": args.seed}
     defaults = {key: value for key, value in defaults.items() if value is not None}
     print(f"Decoding rules: {', '.join(sorted(rules)) or 'none'}", flush=True)
-    app = build_app(Path(model_path), defaults, rules)
+    app = build_app(Path(model_path), defaults, rules, context=args.context)
     base_url = f"http://{args.host}:{args.port}/v1"
     print(
         f"\nOpenAI-compatible server for {MODEL_ALIAS} at {base_url} (any model name, any API key).\n"

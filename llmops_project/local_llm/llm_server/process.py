@@ -76,11 +76,14 @@ def prepared_model(source: Path) -> Path:
     return target
 
 
-def build_app(model_path: Path, defaults: dict | None = None, rules: frozenset[str] | None = None):
+def build_app(
+    model_path: Path, defaults: dict | None = None, rules: frozenset[str] | None = None, context: int = CONTEXT_TOKENS
+):
     """llama.cpp's FastAPI app for one model, wrapped in the request normalisation.
 
     ``defaults``: request fields (temperature, seed) for requests that leave them out.
-    ``rules``: the decoding rules in force (default: decoding.active_rules())."""
+    ``rules``: the decoding rules in force (default: decoding.active_rules()).
+    ``context``: the context size in tokens (prompt + answer)."""
     rules = decoding.active_rules() if rules is None else rules
     # llama.cpp's threads busy-wait for each other by default (OpenMP). On a busy machine, where
     # one of the two threads is often descheduled, that made a completion 10-20x slower here
@@ -97,7 +100,7 @@ def build_app(model_path: Path, defaults: dict | None = None, rules: frozenset[s
         model=str(model_path),
         model_alias=MODEL_ALIAS,
         chat_format=CHAT_FORMAT,
-        n_ctx=CONTEXT_TOKENS,
+        n_ctx=context,
         n_threads=GENERATION_THREADS,
         n_threads_batch=THREADS,
         verbose=False,

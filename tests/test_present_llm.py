@@ -1,0 +1,54 @@
+"""present.py's LLM half (steps 15-20: register the prompts, generate, evaluate, compare, review, the
+agent), straight through on a temporary store, against the repository's OpenAI-compatible test
+server; test_present.py walks steps 1-14 on another pytest worker."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from mlflow.entities import ViewType
+
+import present as present_py
+from tests import presenting
+from tests.fixtures_llm import FakeOpenAIServer
+
+
+@pytest.fixture(scope="module")
+def walk(module_store, tmp_path_factory):
+    """Steps 15-20 once for the module, with the test server as the provider the environment gives."""
+    llm = FakeOpenAIServer().start()
+    try:
+        done, links = presenting.walk(
+            tmp_path_factory.mktemp("walk") / "links.txt",
+            "--from",
+            str(presenting.LLM_HALF),
+            env={"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"},
+        )
+    finally:
+        llm.stop()
+    return done, links, llm
+
+
+def test_the_llm_half_runs_every_step_against_the_provider_the_environment_gives(module_store, walk):
+    done, links, llm = walk
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    steps, total = presenting.steps_shown(done.stdout)
+    assert steps == list(range(presenting.LLM_HALF, len(present_py.STEPS) + 1))
+    assert total == len(present_py.STEPS)
+    assert len(links) == len(steps)
+    runs = module_store.all_runs()
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert {"compare", "evaluate", "review-instructor"} <= {r.info.run_name for r in runs}
+    assert module_store.client.get_prompt_version_by_alias("basic", "production")
+    assert len(llm.chat_requests("judge")) > 0  # the LLM steps went to the provider the environment gave
+    # The provider was given, not started: no export line for an offline model is shown.
+    assert not re.search(r"^\$ export OPENAI_BASE_URL=", done.stdout, flags=re.MULTILINE)
+
+
+def test_no_run_lands_in_the_default_experiment(module_store, walk):
+    assert module_store.client.search_runs(["0"], run_view_type=ViewType.ALL) == []
+
+
+def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
+    presenting.assert_every_link_opens_and_names_what_exists(module_store, walk[1])
