@@ -491,7 +491,8 @@ class Tour:
         self.shoot(ui, "llmops-pt6-prompt-versions")
 
         traces = traces_of_store(self.client)
-        assessed = next((t for t in traces if feedback_names(t)), None)
+        assessed = next((t for t in self.evaluated_traces() if feedback_names(t)), None)
+        assessed = assessed or next((t for t in traces if feedback_names(t)), None)
         if assessed is None:
             return "no trace with assessments (make demo runs generate_answers, then evaluate_responses)"
         open_trace(ui, assessed)
@@ -513,6 +514,17 @@ class Tour:
         ui.page.locator("[aria-label='Hide execution timeline']").first.wait_for()
         self.shoot(ui, "llmops-pt11-trace-timeline")
         return None
+
+    def evaluated_traces(self) -> list:
+        """The traces of the generation run that the newest evaluate_responses run judged (the talk's
+        pt. 8-9), newest first: not those of a compare candidate or of a reviewed run."""
+        evaluation = newest(runs_tagged(self.client, "quiz.step", "evaluation"))
+        if evaluation is None or "quiz.evaluated_run_id" not in evaluation.data.tags:
+            return []
+        traces = self.client.search_traces(
+            locations=[evaluation.info.experiment_id], run_id=evaluation.data.tags["quiz.evaluated_run_id"]
+        )
+        return sorted(traces, key=lambda t: t.info.request_time, reverse=True)
 
     # "LLMOps with MLflow": select the best prompt by evaluation, on the exam dataset, with human feedback
     def llmops_selection(self, ui: UiPage) -> str | None:

@@ -1,6 +1,10 @@
-"""What the two walk tests share (test_present.py: the ML half, steps 1-14; test_present_llm.py:
-the LLM half, steps 15-20): running present.py as `make present` does, and opening every link a
-walk printed on a real `mlflow ui` of its store. The halves run on two pytest workers at once."""
+"""What the walk tests share: running present.py as `make present` does, a part of the walk at a
+time, and opening every link a walk printed on a real `mlflow ui` of its store.
+
+The walk is tested in three parts, one test file each, so that pytest-xdist runs them on separate
+workers at once (`--dist loadfile`): test_present.py walks the tracking and autologging steps,
+test_present_census.py the census steps, test_present_llm.py the LLM steps. Together they walk
+every step of present.STEPS, with the options `make present` offers (`--from N --to M`)."""
 
 from __future__ import annotations
 
@@ -12,10 +16,22 @@ from pathlib import Path
 
 import mlflow
 
+import present as present_py
 from tests import harness
 from tests.harness import REPO_ROOT
 
-LLM_HALF = 15  # the first LLM step: `--to 14` walks the ML half, `--from 15` the LLM half
+PARTS = {  # a part of the walk: the folders of its steps
+    "tracking and autologging": ("tracking_example", "autologging_example"),
+    "census": ("census_project",),
+    "llm": ("llmops_project",),
+}
+
+
+def steps_of(part: str) -> list[int]:
+    """The numbers of the part's steps (consecutive: present.STEPS follow the talk, folder by folder)."""
+    numbers = [n for n, step in enumerate(present_py.STEPS, start=1) if step.folder in PARTS[part]]
+    assert numbers == list(range(numbers[0], numbers[-1] + 1)), f"the {part} steps are not consecutive"
+    return numbers
 
 
 def present(*arguments: str, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess:
@@ -32,17 +48,21 @@ def present(*arguments: str, timeout: float = 1800, **kwargs) -> subprocess.Comp
     )
 
 
-def walk(links_file: Path, *arguments: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """A straight walk (`--no-pause --quick`) of the steps ``arguments`` choose: its output and the
-    UI links it showed, one per step."""
+def walk(part: str, links_file: Path, env: dict | None = None) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """A straight walk (`--no-pause --quick`) of the part's steps: its output and the UI links it
+    showed, one per step."""
+    numbers = steps_of(part)
     done = present(
         "--no-pause",
         "--quick",
+        "--from",
+        str(numbers[0]),
+        "--to",
+        str(numbers[-1]),
         "--serve-port",
         str(harness.free_port()),
         "--links-file",
         str(links_file),
-        *arguments,
         env=env or {},
     )
     return done, links_file.read_text().splitlines() if links_file.exists() else []

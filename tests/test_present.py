@@ -1,6 +1,7 @@
-"""present.py (`make present` / `make demo`): the walk of the talk's ML steps (1-14) on a temporary
-store (test_present_llm.py walks the LLM steps); `--only` later; `make reset` and the port checks of
-`make ui` and of the walk's `mlflow models serve` step; and the runner's pure parts."""
+"""present.py (`make present` / `make demo`): the walk of the talk's tracking and autologging steps
+on a temporary store (test_present_census.py and test_present_llm.py walk the others, on other
+pytest workers: tests/presenting.py); `make reset` and the port checks of `make ui` and of the walk's
+`mlflow models serve` step; and the runner's pure parts."""
 
 from __future__ import annotations
 
@@ -22,20 +23,22 @@ from present_runner import Printed, Shown, Step, Walk, WalkError
 from tests import harness, presenting
 from tests.harness import REPO_ROOT
 
+PART = "tracking and autologging"
+
 
 @pytest.fixture(scope="module")
 def walk(module_store, tmp_path_factory):
-    """The ML half of the walk (steps 1-14), straight through, once for the module (a few minutes:
-    every example runs). test_present_llm.py walks the LLM half, on another pytest worker."""
-    return presenting.walk(tmp_path_factory.mktemp("walk") / "links.txt", "--to", str(presenting.LLM_HALF - 1))
+    """The part's steps, straight through, once for the module (a few minutes: every example runs)."""
+    return presenting.walk(PART, tmp_path_factory.mktemp("walk") / "links.txt")
 
 
 def test_the_walk_runs_every_step_and_seed_43_fails_as_designed(module_store, walk):
     done, links = walk
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     steps, total = presenting.steps_shown(done.stdout)
+    assert steps == presenting.steps_of(PART)
+    assert steps[0] == 1
     assert total == len(present_py.STEPS)
-    assert steps == list(range(1, presenting.LLM_HALF))
     assert len(links) == len(steps)
     assert "(It failed on purpose, exit status 1: odd seeds raise, as in the talk.)" in done.stdout
     client = module_store.client
@@ -48,7 +51,6 @@ def test_the_walk_runs_every_step_and_seed_43_fails_as_designed(module_store, wa
     others = [r for r in module_store.all_runs() if r.data.params.get("seed") != "43"]
     assert {r.info.status for r in others} == {"FINISHED"}
     assert client.get_model_version_by_alias("iris-classifier-dt", "champion")
-    assert client.get_model_version_by_alias("adult-best-random-forest", "champion")
     assert '{"predictions": [0, 1, 2]}' in done.stdout  # the talk's curl answer, from a real model server
 
 
@@ -57,10 +59,6 @@ def test_the_commands_are_shown_as_the_slides_show_them(walk):
     shown = re.findall(r"^\$ (.+)$", done.stdout, flags=re.MULTILINE)
     assert "cd tracking_example" in shown
     assert "python logging_example.py 43" in shown
-    assert any(
-        c.startswith("mlflow run -e train --env-manager=local --experiment-name adult-classifier-") for c in shown
-    )
-    assert any(re.fullmatch(r"mlflow run -e test .* \. -P run_id=\w{32} -P model_uri=models:/m-\w+", c) for c in shown)
     assert any(c.startswith('mlflow models predict --env-manager local -m "models:/m-') for c in shown)
 
 
@@ -72,22 +70,6 @@ def test_no_run_lands_in_the_default_experiment(module_store, walk):
 
 def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
     presenting.assert_every_link_opens_and_names_what_exists(module_store, walk[1])
-
-
-def test_a_step_run_again_later_writes_next_to_the_earlier_steps(module_store, walk):
-    """`--only 12` in a later minute (another date stamp) tests the walk's training run in its experiment,
-    with the command train.py printed during the walk (kept in the store), and makes no new experiment."""
-    client = module_store.client
-    [census] = [e for e in client.search_experiments() if e.name.startswith("adult-classifier-")]
-    [train] = client.search_runs([census.experiment_id], "attributes.run_name = 'train-both'")
-    again = presenting.present("--no-pause", "--only", "12", "--stamp", "2099-01-01-00-00")
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert f"--experiment-name {census.name} . -P run_id={train.info.run_id} -P model_uri=models:/m-" in again.stdout
-    tests = client.search_runs([census.experiment_id], "attributes.run_name = 'test'", order_by=["start_time DESC"])
-    assert len(tests) == 2
-    assert tests[0].data.params["run_id"] == train.info.run_id
-    assert tests[0].info.status == "FINISHED"
-    assert not [e.name for e in client.search_experiments() if "2099" in e.name]
 
 
 def test_list_shows_the_steps_without_running_anything(module_store):

@@ -1,6 +1,6 @@
-"""present.py's LLM half (steps 15-20: register the prompts, generate, evaluate, compare, review, the
-agent), straight through on a temporary store, against the repository's OpenAI-compatible test
-server; test_present.py walks steps 1-14 on another pytest worker."""
+"""present.py's LLM steps (register the prompts, generate, evaluate, compare, review, the agent),
+straight through on a temporary store, against the repository's OpenAI-compatible test server.
+test_present.py and test_present_census.py walk the other parts, on other pytest workers."""
 
 from __future__ import annotations
 
@@ -13,16 +13,17 @@ import present as present_py
 from tests import presenting
 from tests.fixtures_llm import FakeOpenAIServer
 
+PART = "llm"
+
 
 @pytest.fixture(scope="module")
 def walk(module_store, tmp_path_factory):
-    """Steps 15-20 once for the module, with the test server as the provider the environment gives."""
+    """The part's steps once for the module, with the test server as the provider the environment gives."""
     llm = FakeOpenAIServer().start()
     try:
         done, links = presenting.walk(
+            PART,
             tmp_path_factory.mktemp("walk") / "links.txt",
-            "--from",
-            str(presenting.LLM_HALF),
             env={"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "test-key"},
         )
     finally:
@@ -34,7 +35,8 @@ def test_the_llm_half_runs_every_step_against_the_provider_the_environment_gives
     done, links, llm = walk
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     steps, total = presenting.steps_shown(done.stdout)
-    assert steps == list(range(presenting.LLM_HALF, len(present_py.STEPS) + 1))
+    assert steps == presenting.steps_of(PART)
+    assert steps[-1] == len(present_py.STEPS)
     assert total == len(present_py.STEPS)
     assert len(links) == len(steps)
     runs = module_store.all_runs()
