@@ -78,7 +78,7 @@ present: install
 # model); e2e = the rest. `make test` runs both, on three pytest-xdist workers; each test file stays
 # on one worker (--dist loadfile), so a module's shared runs are made once. Three workers on two
 # cores: a test spends much of its time waiting (servers starting, `mlflow run` processes), and a
-# third worker fills those gaps (measured: 21 min 45 s on two workers, 15 min 50 s on three).
+# third worker fills those gaps (CI's pytest, measured: 21 min 45 s on two workers, 18 min 22 s on three).
 # PYTEST_XDIST= runs them one at a time. Before a commit, `pre-commit install` once makes git run the same ruff checks as
 # `make lint` (.pre-commit-config.yaml).
 PYTEST_XDIST ?= -n 3 --dist loadfile

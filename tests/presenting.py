@@ -68,10 +68,14 @@ def walk(part: str, links_file: Path, env: dict | None = None) -> tuple[subproce
     return done, links_file.read_text().splitlines() if links_file.exists() else []
 
 
-def steps_shown(output: str) -> tuple[list[int], int]:
-    """The step numbers a walk's output announced ("━━ Step 3/20 · ..."), and the total it names."""
-    steps = re.findall(r"^━━ Step (\d+)/(\d+) · (.+?) ━", output, flags=re.MULTILINE)
-    return [int(number) for number, _, _ in steps], int(steps[0][1])
+def assert_the_part_walked(part: str, done: subprocess.CompletedProcess, links: list[str]) -> None:
+    """The walk of ``part`` succeeded, announced each of its steps ("━━ Step 3/20 · ...") in order,
+    out of all of present.STEPS, and showed one UI link per step."""
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    announced = re.findall(r"^━━ Step (\d+)/(\d+) · (.+?) ━", done.stdout, flags=re.MULTILINE)
+    assert [int(number) for number, _, _ in announced] == steps_of(part)
+    assert {int(total) for _, total, _ in announced} == {len(present_py.STEPS)}
+    assert len(links) == len(announced)
 
 
 def assert_every_link_opens_and_names_what_exists(store: harness.Store, links: list[str]) -> None:

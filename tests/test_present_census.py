@@ -22,10 +22,7 @@ def walk(module_store, tmp_path_factory):
 
 def test_the_census_steps_run_and_leave_their_champion(module_store, walk):
     done, links = walk
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    steps, _ = presenting.steps_shown(done.stdout)
-    assert steps == presenting.steps_of(PART)
-    assert len(links) == len(steps)
+    presenting.assert_the_part_walked(PART, done, links)
     runs = module_store.all_runs()
     assert runs
     assert {r.info.status for r in runs} == {"FINISHED"}

@@ -33,12 +33,8 @@ def walk(module_store, tmp_path_factory):
 
 def test_the_llm_half_runs_every_step_against_the_provider_the_environment_gives(module_store, walk):
     done, links, llm = walk
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    steps, total = presenting.steps_shown(done.stdout)
-    assert steps == presenting.steps_of(PART)
-    assert steps[-1] == len(present_py.STEPS)
-    assert total == len(present_py.STEPS)
-    assert len(links) == len(steps)
+    presenting.assert_the_part_walked(PART, done, links)
+    assert presenting.steps_of(PART)[-1] == len(present_py.STEPS)
     runs = module_store.all_runs()
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {"compare", "evaluate", "review-instructor"} <= {r.info.run_name for r in runs}
