@@ -386,7 +386,7 @@ def test_a_seeded_request_reads_its_prompt_afresh(rules, seed, expected):
 
 def test_the_rules_in_force_come_from_local_llm_decoding():
     decoding = _decoding()
-    assert decoding.active_rules("") == frozenset(decoding.DEFAULT_RULES)
+    assert decoding.active_rules("") == decoding.DEFAULT_RULES
     assert decoding.active_rules("none") == frozenset()
     assert decoding.active_rules("greedy, template_order") == {"greedy", "template_order"}
     with pytest.raises(ValueError, match="unknown rules"):

@@ -28,7 +28,7 @@ from llm_server.budget import (
 from llm_server.settings import CHAT_FORMAT, DEFAULT_MAX_TOKENS, TEXT_MAX_CHARS
 
 
-def register_chat_handler(rules: frozenset[str] = frozenset(decoding.DEFAULT_RULES)) -> None:
+def register_chat_handler(rules: frozenset[str] = decoding.DEFAULT_RULES) -> None:
     """Register a ChatHandler with llama.cpp under the name CHAT_FORMAT (and patch its JSON strings)."""
     use_json_string_rule_for_every_schema()
     llama_chat_format.register_chat_completion_handler(CHAT_FORMAT)(ChatHandler(rules))
@@ -49,7 +49,7 @@ class ChatHandler:
     decoding rules in force (decoding.py), and a cache of each loaded model's chat template, read
     from the model's GGUF file."""
 
-    def __init__(self, rules: frozenset[str] = frozenset(decoding.DEFAULT_RULES)):
+    def __init__(self, rules: frozenset[str] = decoding.DEFAULT_RULES):
         self.rules = rules
         self.templates = {}  # id(llama) → (Jinja2ChatFormatter, its chat handler)
 

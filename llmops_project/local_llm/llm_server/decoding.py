@@ -23,7 +23,7 @@ import os
 import re
 
 RULES = ("verdict_values", "greedy", "seeded_runs_alone", "template_order", "text_arguments")
-DEFAULT_RULES = ("verdict_values", "greedy", "seeded_runs_alone", "text_arguments")
+DEFAULT_RULES = frozenset({"verdict_values", "greedy", "seeded_runs_alone", "text_arguments"})
 
 # A field of the JSON a prompt shows, with its values separated by "|": "result": "yes|no".
 TEMPLATE_FIELD = re.compile(r'"(?P<name>[A-Za-z_][A-Za-z0-9_]*)"\s*:\s*"(?P<values>[A-Za-z]+(?:\|[A-Za-z]+)+)"')
@@ -36,7 +36,7 @@ def active_rules(setting: str | None = None) -> frozenset[str]:
     """The rules in force: LOCAL_LLM_DECODING (or ``setting``), else DEFAULT_RULES."""
     setting = os.environ.get("LOCAL_LLM_DECODING") if setting is None else setting
     if setting is None or not setting.strip():
-        return frozenset(DEFAULT_RULES)
+        return DEFAULT_RULES
     names = {name.strip() for name in setting.split(",") if name.strip() and name.strip() != "none"}
     unknown = names - set(RULES)
     if unknown:

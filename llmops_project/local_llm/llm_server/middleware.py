@@ -12,7 +12,7 @@ class OpenAICompatibility:
     """ASGI middleware: feeds POST .../chat/completions bodies through openai_compatible_request,
     and answers HTTP 400 for the requests request_error rejects."""
 
-    def __init__(self, app, defaults: dict | None = None, rules: frozenset[str] = frozenset(decoding.DEFAULT_RULES)):
+    def __init__(self, app, defaults: dict | None = None, rules: frozenset[str] = decoding.DEFAULT_RULES):
         self.app = app
         self.defaults = defaults or {}
         self.rules = rules

@@ -12,7 +12,7 @@ from llm_server import decoding
 
 
 def openai_compatible_request(
-    payload: dict, defaults: dict | None = None, rules: frozenset[str] = frozenset(decoding.DEFAULT_RULES)
+    payload: dict, defaults: dict | None = None, rules: frozenset[str] = decoding.DEFAULT_RULES
 ) -> dict:
     """Rewrite an OpenAI chat-completions request into the dialect llama.cpp's server accepts.
 
