@@ -66,22 +66,25 @@ def passed(value) -> float:
     return 1.0 if value in PASSING else 0.0
 
 
+def passed_table(results: pd.DataFrame, scorers: list[str], questions: list[int]) -> pd.DataFrame:
+    """From evaluation_results.csv-shaped rows (``number``, ``<scorer>/value``): 1.0 where a question's
+    verdict passed, 0.0 otherwise ("unknown", or a question with no row: it failed to answer); one
+    row per question of ``questions``, one column per scorer."""
+    table = results.set_index("number")[[f"{name}/value" for name in scorers]].map(passed)
+    return table.reindex(questions, fill_value=0.0)
+
+
 def question_scores(results: pd.DataFrame, scorers: list[str], questions: list[int]) -> pd.Series:
-    """Per-question score from evaluation_results.csv-shaped rows (``number``, ``<scorer>/value``):
-    the share of ``scorers`` passed; a question with no row (failed to answer) scores 0."""
-    shares = results.set_index("number")[[f"{name}/value" for name in scorers]].map(passed).mean(axis=1)
-    return shares.reindex(questions, fill_value=0.0)
+    """Per-question score: the share of ``scorers`` passed; a question with no row scores 0."""
+    return passed_table(results, scorers, questions).mean(axis=1)
 
 
 def pass_rates(results: pd.DataFrame, scorers: list[str], questions: list[int]) -> dict[str, float]:
     """``<scorer>/mean`` for the comparison table, counted as the rule counts: the share of the exam's
     questions whose verdict passed ("unknown", or a question not answered, counts as not passed).
     MLflow's own ``<scorer>/mean`` leaves unknown verdicts out, and is NaN when all are unknown."""
-    table = results.set_index("number")
-    return {
-        f"{name}/mean": float(table[f"{name}/value"].map(passed).reindex(questions, fill_value=0.0).mean())
-        for name in scorers
-    }
+    rates = passed_table(results, scorers, questions).mean(axis=0)
+    return {f"{name}/mean": float(rates[f"{name}/value"]) for name in scorers}
 
 
 def sign_test(better: int, worse: int) -> float:
