@@ -42,7 +42,7 @@ sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
 
-from devtools.processes import free_port, load_average  # noqa: E402
+from devtools.processes import free_port, load_average, stop_process  # noqa: E402
 
 
 def load_cases(quick: bool = False, judges: list[str] | None = None) -> list[dict]:
@@ -172,8 +172,7 @@ def main(argv=None) -> None:
         wall = time.perf_counter() - started
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            stop_process(server, timeout=30)
     report(results)
     print(f"\n{len(results)} verdicts in {wall:.0f} s; load average at end: {load_average()}")
 
