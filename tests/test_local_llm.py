@@ -783,19 +783,18 @@ def test_the_english_judge_on_english_and_non_english_answers_stays_above_its_fl
     monkeypatch.setenv("OPENAI_API_KEY", "local")
     monkeypatch.setenv("MLFLOW_MODEL_CATALOG_URI", "")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path.as_posix()}/mlflow.db")
-    monkeypatch.syspath_prepend(str(REPO_ROOT / PROJECT))
-    import evaluate_responses
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the benchmark puts the project on sys.path: undone after
+    from benchmarks import offline_judges
 
-    judge = next(s for s in evaluate_responses.guidelines_model("openai:/gpt-4.1-mini") if s.name == "english")
-    cases = json.loads((REPO_ROOT / "benchmarks" / "offline_judges_cases.json").read_text(encoding="utf-8"))["cases"]
-    cases = [case for case in cases if case["judge"] == "english"]
+    judge = offline_judges.the_talks_judges()["english"]
+    cases = offline_judges.load_cases(judges=["english"])
     assert len(cases) == 16
     assert {case["expected"] for case in cases} == {"yes", "no"}
     verdicts = []
     for case in cases:
-        feedback = judge(inputs={"question": case["question"]}, outputs=case["answer"])
-        assert feedback.error is None, feedback.error
-        verdicts.append(getattr(feedback.value, "value", feedback.value))
+        verdict, error, _ = offline_judges.verdict(judge, case)
+        assert error is None, error
+        verdicts.append(verdict)
     assert set(verdicts) <= {"yes", "no"}, verdicts  # never "neither yes nor no"
     pairs = list(zip(verdicts, cases, strict=True))
     right = sum(verdict == case["expected"] for verdict, case in pairs)
