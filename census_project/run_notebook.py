@@ -80,6 +80,13 @@ def execute(parameters: dict, timeout: int = 900, echo: bool = False):
             if problem:
                 raise cli.UserError(problem) from None
             raise
+        finally:
+            # nbclient leaves a kernel it was given running. Shut it down as Jupyter's "Shut Down
+            # Kernel" does: it exits normally, so joblib stops the worker processes GridSearchCV
+            # started. (Left running, they outlive this script by 5 minutes, holding its output
+            # open: `python run_notebook.py ... | tail` would wait for them.)
+            if kernel.has_kernel:
+                kernel.shutdown_kernel()
     return notebook
 
 
