@@ -76,12 +76,15 @@ present: install
 # --- tests -----------------------------------------------------------------------------------
 # Two tiers (tests/conftest.py marks them): unit = pure tests (no store, server, `mlflow run` or
 # model); e2e = the rest. `make test` runs both, on three pytest-xdist workers; each test file stays
-# on one worker (--dist loadfile), so a module's shared runs are made once. Three workers on two
-# cores: a test spends much of its time waiting (servers starting, `mlflow run` processes), and a
-# third worker fills those gaps (CI's pytest, measured: 21 min 45 s on two workers, 18 min 22 s on three).
+# on one worker (--dist loadfile), so a module's shared runs are made once; the files go out in the
+# order tests/conftest.py collects them, longest first (--no-loadscope-reorder keeps that order:
+# xdist's own puts the files with most tests first, which left the census walk to run alone at the end).
+# Three workers on two cores: a test spends much of its time waiting (servers starting, `mlflow run`
+# processes), and a third worker fills those gaps (CI's pytest, measured: 21 min 45 s on two workers,
+# 18 min 22 s on three).
 # PYTEST_XDIST= runs them one at a time. Before a commit, `pre-commit install` once makes git run the same ruff checks as
 # `make lint` (.pre-commit-config.yaml).
-PYTEST_XDIST ?= -n 3 --dist loadfile
+PYTEST_XDIST ?= -n 3 --dist loadfile --no-loadscope-reorder
 
 test: dev-install
 	$(PY) -m pytest $(PYTEST_XDIST)

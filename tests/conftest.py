@@ -6,10 +6,15 @@ Tiers (pytest.ini registers the markers): a test is ``e2e`` when it needs a stor
 another fixture), carries one of ``E2E_MARKERS``, or is marked ``@pytest.mark.e2e`` by hand. Every
 other test is ``unit``: pure functions, parsers, printed-command builders, file consistency.
 ``make test-fast`` runs ``pytest -m unit``.
+
+Order: ``make test`` runs the test files on three workers, a file per worker at a time (``--dist
+loadfile --no-loadscope-reorder``), in the order collected here: the longest files first
+(``HEAVIEST_FIRST``), so that no long file starts last and runs alone at the end.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -36,15 +41,41 @@ E2E_FIXTURES = {
 }
 E2E_MARKERS = {"e2e", "entry_point", "stack", "local_llm", "browser"}
 
+# The files that take longest, longest first (measured with `make test PYTEST_XDIST="-n 3 --dist
+# loadfile --no-loadscope-reorder --durations=0"`: the sum of each file's durations). The others
+# follow in pytest's order. A file missing here costs wall time only, never a result.
+HEAVIEST_FIRST = [
+    "test_census_project.py",
+    "test_llmops_project.py",
+    "test_stack.py",
+    "test_autologging_example.py",
+    "test_present_census.py",
+    "test_present.py",
+    "test_ui_browser.py",
+    "test_present_llm.py",
+    "test_local_llm.py",
+    "test_tracking_example.py",
+    "test_classroom.py",
+    "test_interruptions.py",
+]
+
+# The `mlflow ui` servers tests start (the walks' link checks, `make ui`, the browser test) run no
+# job runner: MLflow 3 starts five more Python processes with each server for it (scheduled scorers,
+# prompt optimisation: nothing the examples use), about 20 s of CPU per server. The team server keeps
+# it: tracking_server/stack.py starts it without the caller's MLFLOW_ variables, as users run it.
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+
 
 def pytest_collection_modifyitems(items):
-    """Mark every test ``e2e`` or ``unit`` (see the module's docstring)."""
+    """Mark every test ``e2e`` or ``unit`` (see the module's docstring); the longest files first."""
     for item in items:
         marked = {mark.name for mark in item.iter_markers()}
         if marked & E2E_MARKERS or E2E_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.e2e)
         else:
             item.add_marker(pytest.mark.unit)
+    rank = {name: position for position, name in enumerate(HEAVIEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: pytest's order otherwise
 
 
 @pytest.fixture(scope="session")

@@ -124,3 +124,15 @@ def test_readme_documents_the_jobs_a_badge_and_make_compose_check():
     assert re.search(r"\[!\[CI\]\(https://github\.com/[^/]+/[^/]+/actions/workflows/ci\.yml/badge\.svg\)\]", section)
     for words in ("`tests`", "`compose`", "make compose-check", "make test-all", "statically"):
         assert words in section, words
+
+
+def test_the_longest_first_order_names_test_files_that_exist_and_make_test_keeps_it():
+    """tests/conftest.py's HEAVIEST_FIRST only orders the files (a stale name would cost wall time
+    silently), and `make test` must not let xdist re-order them by their number of tests."""
+    from tests import conftest
+
+    files = {path.name for path in (REPO_ROOT / "tests").glob("test_*.py")}
+    assert set(conftest.HEAVIEST_FIRST) <= files
+    assert len(set(conftest.HEAVIEST_FIRST)) == len(conftest.HEAVIEST_FIRST)
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^PYTEST_XDIST \?= .*--dist loadfile --no-loadscope-reorder$", makefile, flags=re.MULTILINE)
