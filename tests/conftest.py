@@ -61,8 +61,9 @@ HEAVIEST_FIRST = [
 
 # The `mlflow ui` servers tests start (the walks' link checks, `make ui`, the browser test) run no
 # job runner: MLflow 3 starts five more Python processes with each server for it (scheduled scorers,
-# prompt optimisation: nothing the examples use), about 20 s of CPU per server. The team server keeps
-# it: tracking_server/stack.py starts it without the caller's MLFLOW_ variables, as users run it.
+# prompt optimisation: nothing the examples use), about 20 s of CPU per server. The team server
+# (tracking_server/stack.py passes none of the caller's MLFLOW_ variables) is told so by its
+# StackConfig: fixtures_stack.py's TEST_SERVER_JOB_RUNNER.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 

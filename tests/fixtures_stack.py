@@ -23,6 +23,9 @@ from tracking_server.stack import NativeStack, StackConfig, StackError, postgres
 
 # One worker (mlflow defaults to 4) starts fastest on a small CI machine; the tests send one request at a time.
 TEST_SERVER_WORKERS = 1
+# No job runner (five Python processes, ~20 s of CPU per start, for features no example uses), as for
+# the tests' `mlflow ui` servers (conftest.py).
+TEST_SERVER_JOB_RUNNER = False
 
 
 @contextlib.contextmanager
@@ -61,6 +64,7 @@ def running_stack(auth_secrets: dict[str, str] | None = None):
             postgres_port=harness.free_port(),
             s3_port=harness.free_port(),
             workers=TEST_SERVER_WORKERS,
+            job_runner=TEST_SERVER_JOB_RUNNER,
             auth=auth_secrets is not None,
         ),
         auth_secrets=auth_secrets,

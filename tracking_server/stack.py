@@ -55,6 +55,9 @@ class StackConfig:
     postgres_port: int = 15432
     s3_port: int = 9000
     workers: int | None = None  # None: mlflow server's own default
+    # MLflow's job runner (five more processes beside the server: server-side scorers, prompt
+    # optimisation; nothing the examples use). On by default, as `mlflow server` ships; tests turn it off.
+    job_runner: bool = True
     auth: bool = False  # classroom mode: MLflow's basic-auth app (logins, per-student permissions)
     db_password: str = field(default_factory=lambda: secrets.token_hex(16))
 
@@ -385,6 +388,8 @@ class NativeStack:
         )
         if self.config.workers:
             env["MLFLOW_WORKERS"] = str(self.config.workers)
+        if not self.config.job_runner:
+            env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         if self.config.auth:  # start-server.sh checks the secrets and writes the settings file
             secrets_ = self._auth_secrets if self._auth_secrets is not None else classroom_secrets()
             env.update(secrets_)
