@@ -611,9 +611,11 @@ def test_review_logs_human_feedback_once_and_measures_the_judges(mlflow_store, l
     llm_server.answers = {questions[3]: "A short answer, marked (unsure), that every judge rejects outright."}
     llm_server.judge_no = ["(unsure)"]
     experiment = {"experiment_name": "review-test"}
-    generated = run_project(mlflow_store, PROJECT, "generate_answers", {"max_questions": 4}, **experiment)
+    # The answers and the judges' verdicts, by the scripts themselves (their `mlflow run` is tested above).
+    in_experiment = {"MLFLOW_EXPERIMENT_NAME": "review-test"}
+    generated = run_script(mlflow_store, f"{PROJECT}/generate_answers.py", "--max-questions", "4", env=in_experiment)
     run_id = generated.run.info.run_id
-    run_project(mlflow_store, PROJECT, "evaluate_responses", {"generation_run_id": run_id}, **experiment)
+    run_script(mlflow_store, f"{PROJECT}/evaluate_responses.py", "--generation-run-id", run_id, env=in_experiment)
 
     # Hand-computed: the judges say yes, yes, yes, no. The human says correctness yes, no, yes, no
     # (agreement 3/4; chance 1/2 * 3/4 + 1/2 * 1/4 = 1/2, kappa (3/4 - 1/2) / (1 - 1/2) = 1/2) and
@@ -648,8 +650,9 @@ def test_review_logs_human_feedback_once_and_measures_the_judges(mlflow_store, l
     assert {a.rationale for a in first_feedback} == {"checked by hand"}
     assert [a.feedback.value for a in human_feedback(answers["trace_id"][1]) if a.name == "correctness"] == [False]
 
-    # Again (a resumed review): nothing logged twice, the same figures.
-    again = run_project(mlflow_store, PROJECT, "review", params, **experiment)
+    # Again (a resumed review, by the script itself): nothing logged twice, the same figures.
+    arguments = [f"--{name.replace('_', '-')}={value}" for name, value in params.items()]
+    again = run_script(mlflow_store, f"{PROJECT}/review.py", *arguments, env=in_experiment)
     assert again.run.data.metrics["human_verdicts_logged"] == 0
     assert again.run.data.metrics["correctness/kappa"] == pytest.approx(0.5)
     assert sum(len(human_feedback(t)) for t in answers["trace_id"]) == 8

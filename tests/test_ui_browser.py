@@ -1,8 +1,9 @@
 """The MLflow UI shows what the examples logged: a real headless Chromium on a store made here.
 
-The test runs the examples the way a student does (`mlflow run ...`, harness.run_project) into its
-own store: the tracking example with seeds 42 and 43, autologging and its registration, a tiny census
-training, and the LLM flow (the prompts registered, answers generated, then evaluated) against the
+The test runs the examples' scripts as the talk runs them (`python logging_example.py 42`, ...,
+harness.run_script; each entry point's `mlflow run` has its own smoke test) into its own store: the
+tracking example with seeds 42 and 43, autologging and its registration, a census training of two
+candidates, and the LLM flow (the prompts registered, answers generated, then evaluated) against the
 deterministic OpenAI-compatible test server. It then starts
 `mlflow ui` on that store (docs/ui_tour.py, as `make tour` does) and reads, in the browser, the pages
 the talk tells students to look at. Every expected value comes from the store through MlflowClient.
@@ -27,8 +28,8 @@ import pytest
 from playwright.sync_api import expect
 
 from docs import ui_tour
-from tests.harness import REPO_ROOT, run_project
-from tests.test_census_project import TINY_GRID
+from tests.harness import REPO_ROOT, run_script
+from tests.test_census_project import train_directly
 from tests.test_llmops_project import register_prompts_in_process
 
 pytestmark = pytest.mark.browser
@@ -37,6 +38,8 @@ REQUIRE_BROWSER = "UI_TEST_REQUIRE_BROWSER"
 PRINTED_UI = "http://127.0.0.1:5000"  # the UI the examples' links name for a local store (cli.LOCAL_UI)
 CHECK_TIMEOUT_MS = 45_000  # per wait: generous, for a loaded 2-core machine
 LLM_EXPERIMENT = "quiz-ui-test"
+# A parent run with two nested candidates (a logistic regression, a forest): all the UI check needs.
+TWO_CANDIDATES = {"cv_splits": 2, "lr_C_values": "[1.0]", "rf_n_estimators": "[10]", "rf_max_depths": "[12]"}
 PROMPT_FILES = sorted(p.stem for p in (REPO_ROOT / "llmops_project" / "prompts").glob("*.txt"))
 
 
@@ -173,26 +176,23 @@ def test_the_ui_shows_what_the_examples_logged(mlflow_store, llm_server, browser
     client = mlflow_store.client
     printed = {}
     for seed in (42, 43):  # 43 fails on purpose: its run ends FAILED
-        printed[seed] = run_project(
-            mlflow_store,
-            "tracking_example",
-            params={"seed": seed},
-            experiment_name="logging_example",
-            expect_success=None,
-        ).stdout
-    autologged = run_project(mlflow_store, "autologging_example", experiment_name="autologging-example").run
-    run_project(mlflow_store, "autologging_example", "register", experiment_name="autologging-example")
-    training = run_project(mlflow_store, "census_project", "train", TINY_GRID, experiment_name="census-ui-test")
+        printed[seed] = run_script(
+            mlflow_store, "tracking_example/logging_example.py", str(seed), expect_success=None
+        ).stdout  # in the script's own experiment, logging_example
+    autologged = run_script(mlflow_store, "autologging_example/autologging_example.py").run  # autologging-example
+    run_script(mlflow_store, "autologging_example/register_model.py")  # the newest model: the run above's
+    training = train_directly(mlflow_store, TWO_CANDIDATES, "census-ui-test")
     register_prompts_in_process()  # as register_all_prompts does (that entry point has its own smoke test)
-    generation = run_project(
-        mlflow_store, "llmops_project", "generate_answers", {"max_questions": 3}, experiment_name=LLM_EXPERIMENT
+    in_llm_experiment = {"MLFLOW_EXPERIMENT_NAME": LLM_EXPERIMENT}
+    generation = run_script(
+        mlflow_store, "llmops_project/generate_answers.py", "--max-questions", "3", env=in_llm_experiment
     ).run
-    run_project(
+    run_script(
         mlflow_store,
-        "llmops_project",
-        "evaluate_responses",
-        {"generation_run_id": generation.info.run_id},
-        experiment_name=LLM_EXPERIMENT,
+        "llmops_project/evaluate_responses.py",
+        "--generation-run-id",
+        generation.info.run_id,
+        env=in_llm_experiment,
     )
 
     # What the UI must show, read from the store.
