@@ -136,3 +136,14 @@ def test_the_longest_first_order_names_test_files_that_exist_and_make_test_keeps
     assert len(set(conftest.HEAVIEST_FIRST)) == len(conftest.HEAVIEST_FIRST)
     makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^PYTEST_XDIST \?= .*--dist loadfile --no-loadscope-reorder$", makefile, flags=re.MULTILINE)
+
+
+def test_make_installs_the_pinned_requirements_with_compiled_bytecode():
+    """`make install` uses uv, which, unlike pip, writes no .pyc files unless told: where
+    PYTHONDONTWRITEBYTECODE is set, every process would compile MLflow's sources again."""
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    [install] = [line for line in makefile.replace("\\\n", " ").splitlines() if line.startswith("UV_INSTALL ")]
+    assert "uv pip install" in install
+    assert "--compile-bytecode" in install
+    for requirements in ("requirements.txt", "requirements-dev.txt"):
+        assert f"\t$(UV_INSTALL) -r {requirements}\n" in makefile
