@@ -47,16 +47,17 @@ E2E_MARKERS = {"e2e", "entry_point", "stack", "local_llm", "browser"}
 HEAVIEST_FIRST = [
     "test_census_project.py",
     "test_llmops_project.py",
-    "test_stack.py",
-    "test_autologging_example.py",
     "test_present_census.py",
     "test_present.py",
-    "test_ui_browser.py",
+    "test_autologging_example.py",
+    "test_stack.py",
     "test_present_llm.py",
     "test_local_llm.py",
+    "test_ui_browser.py",
     "test_tracking_example.py",
-    "test_classroom.py",
     "test_interruptions.py",
+    "test_classroom.py",
+    "test_notebook.py",
 ]
 
 # The `mlflow ui` servers tests start (the walks' link checks, `make ui`, the browser test) run no
@@ -65,6 +66,9 @@ HEAVIEST_FIRST = [
 # (tracking_server/stack.py passes none of the caller's MLFLOW_ variables) is told so by its
 # StackConfig: fixtures_stack.py's TEST_SERVER_JOB_RUNNER.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+# And one uvicorn worker, not MLflow's default four (`make ui`'s test; the others pass --workers 1):
+# the tests send one request at a time.
+os.environ.setdefault("MLFLOW_WORKERS", "1")
 
 
 def pytest_collection_modifyitems(items):

@@ -475,12 +475,19 @@ def _registered_by(client, run_id) -> list:
 
 
 def test_unknown_model_type_fails_the_run_and_registers_nothing(store):
+    """Also the README's claim: the script exits with 2 (alone), `mlflow run` reports any failure as 1."""
     result = run_project(store, PROJECT, "train", {"model_type": "svm"}, expect_success=False)
+    assert result.returncode == 1
     line = _one_error_line(result, "--model-type")
     assert "invalid choice: 'svm'" in line
     assert all(family in line for family in ("both", "logistic", "random_forest"))
     assert [r.info.status for r in result.runs] == ["FAILED"]  # the run `mlflow run` made; no children
     assert _registered_by(store.client, result.runs[0].info.run_id) == []
+
+    alone = run_script(store, f"{PROJECT}/train.py", "--model-type", "svm", expect_success=False)
+    assert alone.returncode == 2
+    assert _one_error_line(alone, "--model-type") == line
+    assert alone.runs == []  # run alone, the script starts no run before its arguments are checked
 
 
 BAD_TRAIN_ARGUMENTS = [
@@ -508,14 +515,6 @@ def test_bad_train_parameters_stop_before_any_run(store, capsys, monkeypatch, ar
     assert errors[0].startswith(f"error: argument {option}: "), errors
     assert "Example: mlflow run -e train" in errors[0]
     assert [r.info.run_id for r in store.all_runs()] == runs_before  # no run started, nothing registered
-
-
-def test_a_bad_parameter_exits_2_alone_and_1_under_mlflow_run(store):
-    """The README's claim: the script exits with 2; `mlflow run` reports any failure as 1."""
-    alone = run_script(store, f"{PROJECT}/train.py", "--cv-splits", "1", expect_success=False)
-    assert alone.returncode == 2
-    under = run_project(store, PROJECT, "train", {"cv_splits": 1}, expect_success=False)
-    assert under.returncode == 1
 
 
 def test_unknown_training_run_id_fails_the_test_run(store):
