@@ -91,7 +91,7 @@ present: install
 # order tests/conftest.py collects them, longest first (--no-loadscope-reorder keeps that order:
 # xdist's own puts the files with most tests first, which left the census walk to run alone at the end).
 # Three workers on two cores: a test spends much of its time waiting (servers starting, `mlflow run`
-# processes), and a third worker fills those gaps (CI's pytest, measured: 21 min 45 s on two workers,
+# processes), and a third worker fills those gaps (CI's pytest, measured on an earlier suite: 21 min 45 s on two workers,
 # 18 min 22 s on three).
 # PYTEST_XDIST= runs them one at a time. Before a commit, `pre-commit install` once makes git run the same ruff checks as
 # `make lint` (.pre-commit-config.yaml).

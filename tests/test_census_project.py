@@ -1,7 +1,7 @@
-"""census_project: train -> test -> monitor on tiny grids, each run the way a student runs it
-(``mlflow run census_project -e ...``), then read back through MLflow's client API; the champion
-policy; and the registered model serving census rows as people have them (Python, `mlflow models
-predict`, a real `mlflow models serve`)."""
+"""census_project: train -> test -> monitor on tiny grids, each entry point run the way a student
+runs it (``mlflow run census_project -e ...``; tests of what a script does run ``python train.py
+...``), then read back through MLflow's client API; the champion policy; and the registered model
+serving census rows as people have them (Python, `mlflow models predict`, a real `mlflow models serve`)."""
 
 from __future__ import annotations
 
