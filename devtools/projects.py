@@ -2,7 +2,8 @@
 
 * ``run_project(store, folder, entry, params)`` runs ``mlflow run <folder> -e <entry>
   --env-manager local -P k=v ...`` as a subprocess and returns the runs it created.
-* ``run_script(store, "folder/script.py", args...)`` runs ``python script.py args`` from its folder.
+* ``run_script(store, "folder/script.py", args..., params={...})`` runs ``python script.py args
+  --name value ...`` from its folder.
 * ``printed_commands(output)`` reads the "Next, ..." lines the scripts print (cli.print_next), and
   ``run_printed(store, command, where)`` runs one of them from where it says it works.
 """
@@ -119,13 +120,17 @@ def run_script(
     store: Store | None,
     script: str,
     *args: str,
+    params: dict | None = None,
     env: dict | None = None,
     timeout: float = 600,
     expect_success: bool | None = True,
 ) -> ProjectResult:
-    """``python <script> args...`` from the script's own folder, as the talk runs it."""
+    """``python <script> args... [--name value ...]`` from the script's own folder, as the talk runs
+    it. ``params`` are an entry point's MLproject parameters, passed as the options its command
+    line gives them (``lr_C_values`` -> ``--lr-C-values``)."""
     path = REPO_ROOT / script
-    command = [sys.executable, path.name, *args]
+    options = [word for name, value in (params or {}).items() for word in (f"--{name.replace('_', '-')}", str(value))]
+    command = [sys.executable, path.name, *args, *options]
     return _invoke(command, store, path.parent, env, timeout, expect_success)
 
 

@@ -66,8 +66,7 @@ HEAVIEST_FIRST = [
 # (tracking_server/stack.py passes none of the caller's MLFLOW_ variables) is told so by its
 # StackConfig: fixtures_stack.py's TEST_SERVER_JOB_RUNNER.
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-# And one uvicorn worker, not MLflow's default four (`make ui`'s test; the others pass --workers 1):
-# the tests send one request at a time.
+# And one uvicorn worker, not MLflow's default four: the tests send one request at a time.
 os.environ.setdefault("MLFLOW_WORKERS", "1")
 
 

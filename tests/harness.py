@@ -5,7 +5,8 @@ The tools themselves live in ``devtools/`` (shared with the benchmarks, ``check_
 
 * ``run_project(store, folder, entry, params)`` runs ``mlflow run <folder> -e <entry>
   --env-manager local -P k=v ...`` as a subprocess and returns the runs it created.
-* ``run_script(store, "folder/script.py", args...)`` runs ``python script.py args`` from its folder.
+* ``run_script(store, "folder/script.py", args..., params={...})`` runs ``python script.py args
+  --name value ...`` from its folder.
 * ``printed_commands(output)`` reads the "Next, ..." lines the scripts print (cli.print_next), and
   ``run_printed(store, command, where)`` runs one of them from where it says it works.
 * ``background_server(command, ready_url)`` runs a server (``mlflow models serve``, the local LLM,

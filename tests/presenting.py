@@ -83,7 +83,8 @@ def assert_every_link_opens_and_names_what_exists(store: harness.Store, links: l
     the talk shows (README, "The UI's two views"), and names a run, model, trace or prompt that exists."""
     client = store.client
     port = harness.free_port()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri, "--workers", "1"]
+    # One uvicorn worker and no job runner: conftest.py sets that for every `mlflow ui` the tests start.
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", store.tracking_uri]
     with harness.background_server(command + ["--port", str(port)], f"http://127.0.0.1:{port}/health"):
         for link in links:
             page, _, route = link.partition("/#/")

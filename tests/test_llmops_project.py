@@ -651,8 +651,7 @@ def test_review_logs_human_feedback_once_and_measures_the_judges(mlflow_store, l
     assert [a.feedback.value for a in human_feedback(answers["trace_id"][1]) if a.name == "correctness"] == [False]
 
     # Again (a resumed review, by the script itself): nothing logged twice, the same figures.
-    arguments = [f"--{name.replace('_', '-')}={value}" for name, value in params.items()]
-    again = run_script(mlflow_store, f"{PROJECT}/review.py", *arguments, env=in_experiment)
+    again = run_script(mlflow_store, f"{PROJECT}/review.py", params=params, env=in_experiment)
     assert again.run.data.metrics["human_verdicts_logged"] == 0
     assert again.run.data.metrics["correctness/kappa"] == pytest.approx(0.5)
     assert sum(len(human_feedback(t)) for t in answers["trace_id"]) == 8
