@@ -171,13 +171,15 @@ compose-check: dev-install
 	docker compose down -v; exit $$status
 
 # --- the offline LLM -------------------------------------------------------------------------
-# Optional extra (not in requirements.txt): llama-cpp-python compiles llama.cpp the first time
-# (~5 min on 2 cores; pip caches the build, so later installs take seconds). install.py says so,
-# shows the build's progress, and stops at once with one line if there is no C/C++ compiler.
-# Re-installs only when requirements-local-llm.txt changes, so CI re-runs are cheap.
+# Optional extra (not in requirements.txt): install.py compiles llama.cpp the first time, for a
+# portable instruction set (never the building CPU's own: AMX crashes, see local_llm/README.md),
+# ~4 min on 2 cores; it keeps the wheel, so later installs take seconds. It shows the build's
+# progress, stops at once with one line if there is no C/C++ compiler, and ends with one real
+# inference in a separate process (serve.py --check): a crash there is one line and a non-zero exit.
+# Re-runs only when requirements-local-llm.txt or install.py change (or the last check failed).
 LOCAL_LLM_PORT ?= 8080
 
-$(VENV)/.local-llm-installed: requirements-local-llm.txt $(VENV)/.installed
+$(VENV)/.local-llm-installed: requirements-local-llm.txt llmops_project/local_llm/install.py $(VENV)/.installed
 	@$(PY) llmops_project/local_llm/install.py
 	@touch $@
 

@@ -38,6 +38,7 @@ LOCAL_LLM = REPO_ROOT / "llmops_project" / "local_llm" / "serve.py"
 IRIS = '{"inputs": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]}'  # the talk's payload
 STAMP = r"\d{4}(-\d{2}){4}"  # the walk's date stamp in experiment names: 2026-11-23-17-05
 STAMP_FORMAT = "%Y-%m-%d-%H-%M"
+SERVER_LOG_NAME = ".local-llm/present-server.log"  # the offline model server's output, when the walk starts it
 TAG_PREFIX = "present.printed."  # experiment tag: the "Next" commands a named step's script printed
 
 NEXT_HEADING = re.compile(r"^Next, (?P<what>.+):$")
@@ -99,6 +100,8 @@ class Walk:
     serve_port: int = 1234
     llm: str | None = None  # why the LLM steps cannot run, or None when they can
     provider: dict[str, str] = field(default_factory=dict)  # OPENAI_* variables the walk set (offline model)
+    server: subprocess.Popen | None = None  # the offline model server the walk started, if any
+    fixes: str = ""  # how to make the LLM steps run, when ``llm`` says why they cannot
     links: list[str] = field(default_factory=list)
     printed: dict[str, dict[str, str]] = field(default_factory=dict)  # step name -> {what: command}
     names: dict[str, str] = field(default_factory=dict)  # experiment family -> the walk's experiment
@@ -146,6 +149,12 @@ class Walk:
 
     def page(self, route: str) -> str:
         return f"{self.ui}/#/{route}"
+
+    def server_crash(self) -> str | None:
+        """That the offline model server the walk started has died, with its signal and log; else None."""
+        if self.server is None or self.server.poll() is None:
+            return None
+        return f"the offline model server crashed: {exit_reason(self.server.returncode)}; its log: {SERVER_LOG_NAME}"
 
 
 # --- reading what the scripts printed, and the store -------------------------------------------------
@@ -283,9 +292,8 @@ def show(number: int, step: Step, walk: Walk, env: dict) -> None:
     else:
         status, shown.output = run_command(command, step.folder, env)
     if status != 0 and not step.fails_on_purpose:
-        raise WalkError(
-            f"step {number} failed (exit status {status}). Retry it with: python present.py --only {number}"
-        )
+        crash = f"; {walk.server_crash()}" if step.llm and walk.server_crash() else ""
+        raise WalkError(f"step {number} failed (exit status {status}){crash}. Retry it with: {retry_command(number)}")
     if step.fails_on_purpose:
         print(f"(It failed on purpose, exit status {status}: odd seeds raise, as in the talk.)")
     walk.record(step, shown)
@@ -370,26 +378,69 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def start_offline_llm(walk: Walk, env: dict):
-    """The offline model of llmops_project/local_llm on a free port (its serve.py starts it); None,
-    with the reason in ``walk.llm``, when it is not installed or does not start. The variables it
-    sets are kept in ``walk.provider``: the LLM steps print them, to re-run their commands by hand."""
+    """The offline model of llmops_project/local_llm on a free port (its serve.py starts it), proven by
+    one chat request; None, with the reason in ``walk.llm``, when it is not installed, does not start
+    or crashes on that request. The variables it sets are kept in ``walk.provider``: the LLM steps
+    print them, to re-run their commands by hand."""
     spec = importlib.util.spec_from_file_location("local_llm_serve", LOCAL_LLM)
     serve = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(serve)
     if importlib.util.find_spec("llama_cpp") is None or serve.bundled_model_path() is None:
-        walk.llm = "no OPENAI_API_KEY is set and the offline model is not installed"
+        walk.llm, walk.fixes = "no OPENAI_API_KEY is set and the offline model is not installed", BUILD_IT
         return None
     port = next(p for p in range(8080, 8180) if not default_store.port_in_use(p))
-    log = REPO_ROOT / ".local-llm" / "present-server.log"
+    log = REPO_ROOT / SERVER_LOG_NAME
     print(f"No OPENAI_API_KEY: starting the offline model (SmolLM2-135M on llama.cpp) on 127.0.0.1:{port} ...")
     try:
         server = serve.start_in_background(port, log)
     except serve.LocalLLMError as problem:
-        walk.llm = f"the offline model did not start ({str(problem).splitlines()[0]}; see {log})"
+        walk.llm, walk.fixes = f"the offline model did not start ({str(problem).splitlines()[0]}; see {log})", REBUILD
+        return None
+    walk.server = server
+    if not first_answer(port) and (crash := walk.server_crash()):
+        walk.llm, walk.fixes = f"{crash} (at its first request)", REBUILD
         return None
     walk.provider = offline_provider(port)
     env.update(walk.provider)
     return server
+
+
+def first_answer(port: int) -> bool:
+    """Ask the offline model one short question, as the steps will: whether it answered."""
+    body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status == 200
+    except OSError:
+        time.sleep(0.5)  # a crashed server's exit status may take a moment to be reaped
+        return False
+
+
+def exit_reason(returncode: int) -> str:
+    """A process's exit status in words: "SIGSEGV (signal 11)" for a signal, "exit status 1" otherwise."""
+    if returncode < 0:
+        try:
+            return f"{signal.Signals(-returncode).name} (signal {-returncode})"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def retry_command(number: int) -> str:
+    """The command that runs step ``number`` again from a fresh shell at the repository root: this
+    venv's Python by its path, so that nothing needs activating first."""
+    try:
+        python = Path(sys.executable).relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        python = sys.executable
+    if os.name == "nt":
+        python = python.replace("/", "\\")
+    return f"{python} present.py --only {number}"
 
 
 def offline_provider(port: int) -> dict[str, str]:
@@ -431,7 +482,8 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
             links_file.write_text("".join(f"{link}\n" for link in walk.links))
     print(f"\nWalked {len(chosen) - len(skipped)} step(s) in {time.perf_counter() - started:.0f} s.")
     if skipped:
-        print(NOT_RUN.format(reason=walk.llm, steps="\n".join(f"  {s}" for s in skipped)), file=sys.stderr)
+        steps = "\n".join(f"  {s}" for s in skipped)
+        print(NOT_RUN.format(reason=walk.llm, steps=steps, fixes=walk.fixes or BUILD_IT), file=sys.stderr)
         sys.exit(1)
 
 
@@ -439,7 +491,11 @@ NOT_RUN = """
 Not run: the LLM steps, because {reason}:
 {steps}
 Two ways to fix it:
-  1. Build the offline model once: install a C/C++ compiler (Debian/Ubuntu: sudo apt-get install build-essential;
-     macOS: xcode-select --install), then `make local-llm-install` and run this again.
+{fixes}
   2. Use a provider: export OPENAI_API_KEY=sk-... (OpenAI), or point OPENAI_BASE_URL at an OpenAI-compatible
      server such as Ollama (export OPENAI_BASE_URL=http://localhost:11434/v1 OPENAI_API_KEY=ollama)."""
+BUILD_IT = """  1. Build the offline model once: install a C/C++ compiler (Debian/Ubuntu:
+     sudo apt-get install build-essential; macOS: xcode-select --install), then `make local-llm-install`
+     and run this again."""
+REBUILD = """  1. Rebuild the offline model: .venv/bin/python llmops_project/local_llm/install.py --rebuild (Windows:
+     .venv\\Scripts\\python llmops_project\\local_llm\\install.py --rebuild), then run this again."""

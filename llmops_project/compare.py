@@ -76,6 +76,8 @@ def main() -> None:
                     data = evaluate_responses.evaluation_data(ok, expectations)
                     results = mlflow.genai.evaluate(data=data, scorers=scorers, model_id=app.model_id)
                     summary.update(evaluate_responses.judge_counts(results))
+                    if summary["judge_errors"]:
+                        provider.stop_if_crashed()  # judges that got no answer because the offline server died
                     table = evaluate_responses.per_question(ok, results)
                     mlflow.log_text(table.to_csv(index=False), "evaluation_results.csv")
                     candidate = decision.Candidate(
@@ -196,6 +198,8 @@ def answerer(client, system, prompt, model: str, args):
 def require_some_answers(answers: pd.DataFrame) -> None:
     """A candidate with no answer at all is a provider problem, not a result: stop (runs FAILED)."""
     failed = answers[answers["status"] == "failed"]
+    if len(failed):
+        provider.stop_if_crashed()
     if len(failed) == len(answers):
         raise cli.UserError(
             f"no question was answered (first error: {failed['error'].iloc[0]}). "

@@ -87,7 +87,10 @@ def main() -> None:
         # The evaluation data: each answer's trace, with its question's correctness guidelines
         data = evaluation_data(answers, expectations)
         results = mlflow.genai.evaluate(data=data, scorers=list(guidelines_model(args.judge_model)))
-        mlflow.log_metrics(judge_counts(results))
+        counts = judge_counts(results)
+        if counts["judge_errors"]:
+            provider.stop_if_crashed()  # judges that got no answer because the offline server died
+        mlflow.log_metrics(counts)
         mlflow.log_text(per_question(answers, results).to_csv(index=False), "evaluation_results.csv")
 
     print("\nPass rates:")

@@ -212,3 +212,101 @@ def test_from_after_to_is_refused_before_anything_runs(mlflow_store):
     assert done.returncode == 2
     assert "--from 15 comes after --to 14" in done.stderr.strip().splitlines()[-1]
     assert [e.name for e in mlflow_store.client.search_experiments()] == ["Default"]
+
+
+def test_a_failed_step_says_how_to_retry_it_from_a_fresh_shell_without_activating_the_venv(tmp_path):
+    step = Step("A slide", "llmops_project", 'python -c "import sys; sys.exit(3)"', "it", lambda w, s: "")
+    with pytest.raises(WalkError) as failed:
+        present_runner.show(7, step, Walk([step]), {**os.environ})
+    retry = str(failed.value).split("Retry it with: ")[1]
+    python = Path(sys.executable).relative_to(REPO_ROOT).as_posix()
+    assert retry == f"{python} present.py --only 7"
+    # As printed, from the repository root, with nothing of the venv on PATH: it runs (--list is enough)
+    fresh = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PATH")}
+    fresh["PATH"] = "/usr/bin:/bin"
+    listed = subprocess.run(
+        [*retry.replace("--only 7", "--list").split()], cwd=REPO_ROOT, env=fresh, capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert " 7. " in listed.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_an_llm_step_that_failed_because_the_walks_offline_server_crashed_says_so():
+    server = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"])
+    server.wait(timeout=60)
+    step = Step("A slide", "llmops_project", 'python -c "import sys; sys.exit(2)"', "it", lambda w, s: "", llm=True)
+    walk = Walk([step], server=server)
+    with pytest.raises(WalkError) as failed:
+        present_runner.show(16, step, walk, {**os.environ})
+    assert str(failed.value).startswith(
+        "step 16 failed (exit status 2); the offline model server crashed: SIGSEGV (signal 11); "
+        "its log: .local-llm/present-server.log. Retry it with: "
+    )
+
+
+# A stand-in for local_llm/serve.py whose server answers GET /v1/models, then dies by SIGSEGV at the
+# first chat request, as a llama.cpp built for the wrong CPU does.
+FAKE_SERVE = '''
+import subprocess, sys, time, urllib.request
+from pathlib import Path
+
+SERVER = """
+import http.server, os, signal, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b'{"data": []}')
+    def do_POST(self):
+        os.kill(os.getpid(), signal.SIGSEGV)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+class LocalLLMError(Exception):
+    pass
+
+
+def bundled_model_path():
+    return Path(__file__)
+
+
+def start_in_background(port, log_path, *options, timeout=60):
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+            return server
+        except OSError:
+            time.sleep(0.25)
+    raise LocalLLMError("did not start")
+'''
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_an_offline_model_that_crashes_at_its_first_request_skips_the_llm_steps_with_the_fix(
+    tmp_path, monkeypatch, capsys
+):
+    fake = tmp_path / "serve.py"
+    fake.write_text(FAKE_SERVE)
+    monkeypatch.setattr(present_runner, "LOCAL_LLM", fake)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "llama_cpp" else find_spec(name, *a)
+    )
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    ml_step = Step("Not an LLM step", "tracking_example", "python -c \"print('ran')\"", "it", lambda w, s: "link")
+    llm_step = Step("An LLM step", "llmops_project", "python -c \"print('never')\"", "it", lambda w, s: "", llm=True)
+    walk = Walk([ml_step, llm_step])
+    with pytest.raises(SystemExit) as stopped:
+        present_runner.walk_through(walk, [(1, ml_step), (2, llm_step)], pause=False, ui_port=None, links_file=None)
+    assert stopped.value.code == 1
+    out, err = capsys.readouterr()
+    assert "ran" in out  # the other steps still run
+    assert "never" not in out
+    assert (
+        "Not run: the LLM steps, because the offline model server crashed: SIGSEGV (signal 11); "
+        "its log: .local-llm/present-server.log (at its first request):\n  2. An LLM step" in err
+    )
+    assert "Rebuild the offline model: .venv/bin/python llmops_project/local_llm/install.py --rebuild" in err
+    assert walk.server.poll() == -11

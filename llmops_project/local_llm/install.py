@@ -1,43 +1,157 @@
-"""Install the offline LLM extra (requirements-local-llm.txt) into this Python's environment,
-saying what happens and showing the build's progress.
+"""Install the offline LLM extra (requirements-local-llm.txt) into this Python's environment: a
+portable build of llama.cpp, proven by one real inference before it counts as installed.
 
-    .venv/bin/python llmops_project/local_llm/install.py      (what `make local-llm-install` runs)
+    .venv/bin/python llmops_project/local_llm/install.py            (what `make local-llm-install` runs)
+    .venv/bin/python llmops_project/local_llm/install.py --rebuild  (build again, ignoring the saved wheel)
 
-The first time, pip compiles llama.cpp (llama-cpp-python ships only its source on PyPI): about
-BUILD_MINUTES minutes on 2 cores. pip keeps the built wheel in its cache, so later installs (a
-new .venv, another clone) take seconds. The build needs a C and a C++ compiler; CMake and Ninja
-come from PyPI when the system has none. Without a compiler this stops at once with one line
-saying so and what to do instead. The whole pip output goes to .local-llm/install.log.
+Why not plain `pip install -r requirements-local-llm.txt`: llama-cpp-python compiles llama.cpp
+with GGML_NATIVE=ON by default, i.e. for every instruction the building CPU has. On a Xeon with
+AMX (Sapphire Rapids and later: many cloud VMs) that build dies at its first request: llama.cpp's
+AMX kernels run on threads that never asked Linux for the AMX tile state (a general protection
+fault in libggml-cpu). And pip caches that wheel by version, not by CPU: reused on an older CPU
+(a shared cache, a copied venv), it dies of an illegal instruction. So this script:
+
+1. picks a fixed, portable instruction set for this kind of CPU (``BUILDS``: on x86-64, AVX2 if
+   the CPU has it, never AVX-512 or AMX; on ARM, the compiler's generic target) and passes
+   llama.cpp's options for it, GGML_NATIVE=OFF first;
+2. keeps the wheel it builds under a name that holds that choice (``wheel_folder``), outside pip's
+   cache, and installs it from there: another choice, or an older native build, never matches;
+3. proves the result in a separate process: ``serve.py --check`` loads the model and answers one
+   chat request. If that process dies by a signal, this says so in one line and exits non-zero.
+
+The first build takes about BUILD_MINUTES minutes on 2 cores; later installs (a new .venv, another
+clone) take seconds. It needs a C and a C++ compiler (CMake and Ninja come from PyPI when
+missing); without one this stops at once with one line saying what to do instead. pip's full
+output goes to .local-llm/install.log, the check's to .local-llm/check.log.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import importlib.metadata
+import json
 import os
+import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # llm_server/ beside this file (standard library only)
+from llm_server.running import cache_dir  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO_ROOT / "requirements-local-llm.txt"
-LOG = REPO_ROOT / ".local-llm" / "install.log"
+LOGS = REPO_ROOT / ".local-llm"
+LOG = LOGS / "install.log"
+CHECK_LOG = LOGS / "check.log"
+SERVE = Path(__file__).resolve().parent / "serve.py"
 PACKAGE = "llama-cpp-python"
-BUILD_MINUTES = 5  # measured: 5 min 17 s on 2 cores (see local_llm/README.md)
+BUILD_MINUTES = 4  # measured: see local_llm/README.md, "The build"
+CHECK_TIMEOUT = 300  # seconds for the check's one inference (model load ~1 s, answer ~1 s on 2 cores)
 COMPILERS = {"C": ("CC", ["cc", "gcc", "clang"]), "C++": ("CXX", ["c++", "g++", "clang++"])}
 # cmake with make prints "[ 45%] Building C object ...", ninja prints "[67/150] Building C object ...".
 PROGRESS = re.compile(r"^\s*\[\s*(?:(\d+)%|(\d+)/(\d+))\]")
 PIP_STEPS = re.compile(r"^(Building wheel for|Created wheel for|Installing collected packages|Successfully installed)")
+
+# --- the build: which instructions, and llama.cpp's options for them ---------------------------------
+# Every build: no tuning for the building CPU, and none of the instruction sets that are tied to a
+# CPU generation (AVX-512 and its extensions, AVX-VNNI, AMX). One CPU backend in libggml-cpu, no
+# dynamically loaded variants (llama-cpp-python 0.3.36 installs none of them: see the README).
+# LLAVA_BUILD=OFF: no multimodal library (mtmd); serve.py never loads it, and it is a fifth of the build.
+ALWAYS = {
+    "GGML_NATIVE": "OFF",
+    "GGML_AVX512": "OFF",
+    "GGML_AVX512_VBMI": "OFF",
+    "GGML_AVX512_VNNI": "OFF",
+    "GGML_AVX512_BF16": "OFF",
+    "GGML_AVX_VNNI": "OFF",
+    "GGML_AMX_TILE": "OFF",
+    "GGML_AMX_INT8": "OFF",
+    "GGML_AMX_BF16": "OFF",
+    "GGML_BACKEND_DL": "OFF",
+    "GGML_CPU_ALL_VARIANTS": "OFF",
+    "LLAVA_BUILD": "OFF",
+}
+X86 = ("GGML_SSE42", "GGML_AVX", "GGML_F16C", "GGML_FMA", "GGML_AVX2", "GGML_BMI2")
+# x86-64 builds, best first: (name, what the CPU must have (Linux /proc/cpuinfo flags), options ON).
+# The names are the x86-64 micro-architecture levels compilers use: v3 = Haswell (2013) and later.
+BUILDS = [
+    ("x86-64-v3", {"sse4_2", "avx", "f16c", "fma", "avx2", "bmi2"}, set(X86)),
+    ("x86-64-v2", {"sse4_2"}, {"GGML_SSE42"}),
+    ("x86-64", set(), set()),
+]
+
+
+def say(message: str) -> None:
+    print(f"local-llm-install: {message}", flush=True)
 
 
 def clock(seconds: float) -> str:
     return f"{int(seconds) // 60} min {int(seconds) % 60:02d} s"
 
 
-def say(message: str) -> None:
-    print(f"local-llm-install: {message}", flush=True)
+def cpu_flags() -> set[str] | None:
+    """This x86-64 CPU's instruction-set flags, as Linux names them; None where they cannot be read."""
+    if sys.platform.startswith("linux"):
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+        line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+        return set(line.partition(":")[2].split())
+    if sys.platform == "win32":  # Windows names a few features; AVX2 implies the rest of v3 on every CPU
+        import ctypes
+
+        present = ctypes.windll.kernel32.IsProcessorFeaturePresent
+        flags = {"sse4_2"} if present(38) else set()  # PF_SSE4_2_INSTRUCTIONS_AVAILABLE
+        if present(40):  # PF_AVX2_INSTRUCTIONS_AVAILABLE
+            flags |= BUILDS[0][1]
+        return flags
+    if sys.platform == "darwin":
+        features = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.features", "machdep.cpu.leaf7_features"], capture_output=True, text=True
+        ).stdout.lower()
+        names = set(features.replace(".", "_").split())
+        return {flag for flag in BUILDS[0][1] if flag.replace("_", "") in {n.replace("_", "") for n in names}}
+    return None
+
+
+def chosen_build(flags: set[str] | None, machine: str) -> tuple[str, dict[str, str]]:
+    """(name, llama.cpp's CMake options) of the portable build for a CPU with these ``flags`` (None:
+    unknown) and this ``platform.machine()``."""
+    if machine.lower() in ("x86_64", "amd64"):
+        for name, needs, on in BUILDS:
+            if flags is None or needs <= flags:  # unknown flags: v3, as nearly every x86-64 CPU since 2013
+                return name, {**ALWAYS, **{option: "ON" if option in on else "OFF" for option in X86}}
+    # ARM (Apple silicon, Linux aarch64) and the rest: the compiler's generic target for the architecture
+    return machine.lower() or "unknown", dict(ALWAYS)
+
+
+def this_machines_build() -> tuple[str, dict[str, str]]:
+    machine = platform.machine()
+    return chosen_build(cpu_flags() if machine.lower() in ("x86_64", "amd64") else None, machine)
+
+
+def cmake_args(options: dict[str, str]) -> str:
+    """CMAKE_ARGS for pip: ours, then any the user set (theirs come last, so theirs win: CUDA, say)."""
+    ours = " ".join(f"-D{name}={value}" for name, value in options.items())
+    return f"{ours} {os.environ.get('CMAKE_ARGS', '')}".strip()
+
+
+def wheel_folder(version: str, build: str, arguments: str) -> Path:
+    """Where the wheel of this build is kept: a folder named by version, build and a digest of every
+    option, so that no other build (nor pip's cached native one) is ever taken for it."""
+    key = hashlib.sha256(f"{version} {sys.platform} {platform.machine()} {arguments}".encode()).hexdigest()[:12]
+    return cache_dir() / "wheels" / f"{PACKAGE}-{version}-{build}-{key}"
+
+
+# --- what is installed and pinned ------------------------------------------------------------------
 
 
 def pinned_version() -> str:
@@ -48,21 +162,16 @@ def pinned_version() -> str:
     return match.group(1)
 
 
-def installed_version() -> str | None:
+def installed_from() -> tuple[str | None, Path | None]:
+    """(version, the wheel file it was installed from) of the installed llama-cpp-python; the file is
+    None for a build pip made itself (a native build, from pip's cache or not)."""
     try:
-        return importlib.metadata.version(PACKAGE)
+        distribution = importlib.metadata.distribution(PACKAGE)
     except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def cached_wheel(version: str) -> str | None:
-    """A wheel of that version that pip built here before (pip's wheel cache), if any."""
-    listed = subprocess.run(
-        [sys.executable, "-m", "pip", "cache", "list", f"llama_cpp_python-{version}-*"],
-        capture_output=True,
-        text=True,
-    )
-    return next((line.split()[1] for line in listed.stdout.splitlines() if line.startswith(" - ")), None)
+        return None, None
+    url = json.loads(distribution.read_text("direct_url.json") or "{}").get("url", "")
+    path = Path(unquote(urlparse(url).path.lstrip("/") if os.name == "nt" else urlparse(url).path)) if url else None
+    return distribution.version, path
 
 
 def missing_compilers() -> list[str]:
@@ -75,19 +184,21 @@ def missing_compilers() -> list[str]:
     return missing
 
 
-def run_pip(building: bool) -> int:
-    """pip install -v -r requirements-local-llm.txt, its output in LOG; prints its main steps and,
-    while llama.cpp compiles, one progress line per 10 %."""
-    LOG.parent.mkdir(exist_ok=True)
-    environment = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
-    command = [sys.executable, "-m", "pip", "install", "-v", "-r", str(REQUIREMENTS)]
+# --- pip ---------------------------------------------------------------------------------------------
+
+
+def run_pip(arguments: list[str], building: bool = False, environment: dict | None = None) -> None:
+    """python -m pip <arguments>, its output appended to LOG; prints its main steps and, while
+    llama.cpp compiles, one progress line per 10 %. Exits with one line when pip fails."""
+    command = [sys.executable, "-m", "pip", *arguments]
     started, shown = time.monotonic(), -10
     with (
-        open(LOG, "w") as log,
+        open(LOG, "a") as log,
         subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, bufsize=1
         ) as pip,
     ):
+        log.write(f"$ {' '.join(command)}\n")
         for line in pip.stdout:
             log.write(line)
             progress = PROGRESS.match(line)
@@ -99,40 +210,123 @@ def run_pip(building: bool) -> int:
                     print(f"  compiling llama.cpp {percent:3d}%   ({clock(time.monotonic() - started)})", flush=True)
             elif PIP_STEPS.match(line):
                 print(f"  {line.strip()[:150]}", flush=True)
-    return pip.returncode
-
-
-def main() -> None:
-    version = pinned_version()
-    if installed_version() == version:
-        building = False
-        say(f"{PACKAGE} {version} is already installed; checking the other requirements")
-    elif wheel := cached_wheel(version):
-        building = False
-        say(f"installing {PACKAGE} {version} from the build in pip's cache ({wheel}): a few seconds")
-    else:
-        if missing := missing_compilers():
-            sys.exit(
-                f"error: cannot build the offline model: no {' or '.join(missing)} compiler found "
-                f"(looked for $CC/$CXX, {', '.join(n for _, names in COMPILERS.values() for n in names)}). "
-                "Fix: install one (Debian/Ubuntu: sudo apt-get install build-essential; "
-                "macOS: xcode-select --install), "
-                "or skip the local model: set OPENAI_API_KEY, or point OPENAI_BASE_URL at Ollama "
-                "(llmops_project/local_llm/README.md)"
-            )
-        building = True
-        say(
-            f"building llama.cpp once ({PACKAGE} {version} from source): ~{BUILD_MINUTES} min on 2 cores, "
-            "less with more cores. pip caches the result: later installs take seconds."
-        )
-    say(f"pip's full output: {LOG.relative_to(REPO_ROOT)}")
-    started = time.monotonic()
-    returncode = run_pip(building)
-    elapsed = clock(time.monotonic() - started)
-    if returncode != 0:
+    if pip.returncode != 0:
         print("\n".join(LOG.read_text().splitlines()[-25:]), file=sys.stderr)
-        sys.exit(f"error: pip failed (exit {returncode}) after {elapsed}: its last lines are above, all in {LOG}")
-    say(f"done in {elapsed}")
+        sys.exit(
+            f"error: pip {arguments[0]} failed (exit {pip.returncode}) after {clock(time.monotonic() - started)}: "
+            f"its last lines are above, all in {shown(LOG)}"
+        )
+
+
+def build_wheel(version: str, build: str, arguments: str, folder: Path) -> Path:
+    """Compile llama-cpp-python into ``folder`` with ``arguments``; the wheel file."""
+    if missing := missing_compilers():
+        sys.exit(
+            f"error: cannot build the offline model: no {' or '.join(missing)} compiler found "
+            f"(looked for $CC/$CXX, {', '.join(n for _, names in COMPILERS.values() for n in names)}). "
+            "Fix: install one (Debian/Ubuntu: sudo apt-get install build-essential; "
+            "macOS: xcode-select --install; Windows: Visual Studio's C++ build tools), "
+            "or skip the local model: set OPENAI_API_KEY, or point OPENAI_BASE_URL at Ollama "
+            "(llmops_project/local_llm/README.md)"
+        )
+    say(
+        f"building llama.cpp once ({PACKAGE} {version}, portable build {build}): ~{BUILD_MINUTES} min on 2 cores, "
+        "less with more cores. The wheel is kept: later installs take seconds."
+    )
+    say(f"llama.cpp's options: {arguments}")
+    shutil.rmtree(folder, ignore_errors=True)
+    environment = {**os.environ, "CMAKE_ARGS": arguments, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
+    # --no-cache-dir: never pip's cached wheel of this version (built natively, for another CPU perhaps)
+    run_pip(
+        ["wheel", "-v", "--no-deps", "--no-cache-dir", "--wheel-dir", str(folder), f"{PACKAGE}=={version}"],
+        building=True,
+        environment=environment,
+    )
+    return next(folder.glob("*.whl"))
+
+
+# --- the proof: one real inference in a separate process --------------------------------------------
+
+
+def check(command: list[str]) -> None:
+    """Run the check (``serve.py --check``: load the model, answer one chat request) in its own
+    process, its output in CHECK_LOG. Dying by a signal, failing or hanging: one line, exit 1."""
+    started = time.monotonic()
+    with open(CHECK_LOG, "w") as log:
+        try:
+            returncode = subprocess.run(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=CHECK_TIMEOUT
+            ).returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+    log_name = shown(CHECK_LOG)
+    fix = (
+        "Fix: rebuild it (python llmops_project/local_llm/install.py --rebuild); if it fails again, use a "
+        "provider instead: set OPENAI_API_KEY, or point OPENAI_BASE_URL at Ollama (llmops_project/local_llm/README.md)"
+    )
+    if returncode is None:
+        sys.exit(f"error: the offline model's check did not answer within {CHECK_TIMEOUT} s (log: {log_name}). {fix}")
+    if returncode < 0:
+        name = signal_name(-returncode)
+        sys.exit(
+            f"error: the offline model crashed on its first inference: {name} (signal {-returncode}); "
+            f"log: {log_name}. {fix}"
+        )
+    if returncode != 0:
+        last = (CHECK_LOG.read_text().strip().splitlines() or [""])[-1]
+        sys.exit(f"error: the offline model's check failed (exit {returncode}: {last}); log: {log_name}. {fix}")
+    figures = (CHECK_LOG.read_text().strip().splitlines() or [""])[-1]
+    say(f"checked in {time.monotonic() - started:.0f} s: {figures}")
+
+
+def shown(path: Path) -> str:
+    """A path as the user sees it: relative to the repository when inside it."""
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rebuild", action="store_true", help="build the wheel again, even if one was kept")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    LOGS.mkdir(exist_ok=True)
+    LOG.write_text("")
+    version = pinned_version()
+    build, options = this_machines_build()
+    arguments = cmake_args(options)
+    folder = wheel_folder(version, build, arguments)
+    wheel = None if args.rebuild else next(folder.glob("*.whl"), None)
+    installed, source = installed_from()
+
+    if wheel is not None and installed == version and source == wheel:
+        say(f"{PACKAGE} {version} (portable build {build}) is already installed; checking the other requirements")
+    else:
+        if installed == version and source is None:
+            say(f"the installed {PACKAGE} {version} was built by pip (natively, maybe for another CPU): replacing it")
+        if wheel is None:
+            started = time.monotonic()
+            wheel = build_wheel(version, build, arguments, folder)
+            say(f"built in {clock(time.monotonic() - started)}: {wheel}")
+        else:
+            say(f"installing {PACKAGE} {version} (portable build {build}) from the kept wheel: {wheel}")
+        run_pip(["install", "--force-reinstall", "--no-deps", str(wheel)])
+    say(f"pip's full output: {shown(LOG)}")
+    run_pip(["install", "-r", str(REQUIREMENTS)])  # the server's dependencies and the model; llama.cpp stays
+    say(f"one real inference, in a separate process (serve.py --check; log: {shown(CHECK_LOG)})")
+    check([sys.executable, str(SERVE), "--check"])
 
 
 if __name__ == "__main__":

@@ -68,12 +68,14 @@ from llm_server.decoding import active_rules  # noqa: E402
 from llm_server.normalise import openai_compatible_request, request_error  # noqa: E402
 from llm_server.process import (  # noqa: E402
     LocalLLMError,
+    answer_once,
     build_app,
     bundled_model_path,
     check_port_free,
     prepared_model,
     start_in_background,
 )
+from llm_server.running import register  # noqa: E402
 from llm_server.settings import (  # noqa: E402
     CONTEXT_TOKENS,
     DEFAULT_HOST,
@@ -130,6 +132,17 @@ def parse_args(argv=None):
         default=CONTEXT_TOKENS,
         help=f"context size in tokens, prompt + answer (default: {CONTEXT_TOKENS})",
     )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        help="the file this server's output goes to, if any: named to clients when the server crashes",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="load the model, answer one chat request, print the figures and exit (what install.py runs)",
+    )
     return parser.parse_args(argv)
 
 
@@ -141,13 +154,18 @@ def main(argv=None) -> None:
         model_path = args.model or bundled_model_path()
         if model_path is None or not Path(model_path).is_file():
             raise LocalLLMError(f"model file {args.model or MODEL_FILE} not found. {INSTALL_HINT}")
-        check_port_free(args.host, args.port)
+        if not args.check:  # the check listens on no port
+            check_port_free(args.host, args.port)
         try:
             rules = active_rules()
         except ValueError as error:
             raise LocalLLMError(f"{error}. Unset it, or e.g. LOCAL_LLM_DECODING=greedy,verdict_values") from None
         if args.model is None:
             model_path = prepared_model(model_path)
+        if args.check:
+            print(f"Checking {model_path} ...", flush=True)
+            print(answer_once(Path(model_path), context=args.context), flush=True)
+            return
     except LocalLLMError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -170,6 +188,7 @@ def main(argv=None) -> None:
         "Press Ctrl+C to stop.\n",
         flush=True,
     )
+    register(args.host, args.port, args.log)  # so that a client can tell a crash from no server at all
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import cli
+from quiz import provider
 from quiz.questions import Question
 
 STEP_TAG = "quiz.step"  # "generation" on generation runs: evaluate_responses looks for it
@@ -211,6 +212,8 @@ def report(answers: pd.DataFrame, max_failure_rate: float) -> None:
     print(f"Answered {len(answers) - len(failed)}/{len(answers)} questions; {ANSWERS_ARTIFACT} logged.")
     if len(failed):
         print(f"{len(failed)} question(s) failed, first error: {failed['error'].iloc[0]}")
+    if len(failed):
+        provider.stop_if_crashed()
     if len(failed) == len(answers):
         raise cli.UserError(
             f"no question was answered ({len(failed)} failed; first error: {failed['error'].iloc[0]}). "

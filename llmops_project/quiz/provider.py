@@ -10,9 +10,15 @@ one call, and one trace, however many attempts it takes.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 from cli import UserError
+
+# The offline server's note (local_llm/llm_server/running.py, standard library only), loaded by its
+# path: a module name such as local_llm would be shadowed by any local_llm.py beside a calling script.
+RUNNING = Path(__file__).resolve().parents[1] / "local_llm" / "llm_server" / "running.py"
 
 # MLflow 3.17's judges fetch a model catalog from GitHub before each call; offline, every fetch fails
 # only after retries (an evaluation of 4 answers took 22 s instead of 6 s here). Empty = the catalog
@@ -36,6 +42,22 @@ def require_api_key() -> None:
 
 def endpoint() -> str:
     return os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_URL
+
+
+def crashed() -> str | None:
+    """One line saying that the offline model server behind OPENAI_BASE_URL crashed (its signal and
+    log file), when that is why the provider did not answer; None otherwise. A refused connection
+    looks the same either way, so without this a crash would read as "check that it is running"."""
+    spec = importlib.util.spec_from_file_location("local_llm_running", RUNNING)
+    running = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(running)
+    return running.crash_report(os.environ.get("OPENAI_BASE_URL"))
+
+
+def stop_if_crashed() -> None:
+    """After calls that failed (answers, judge verdicts): stop with the crash line, if it was that."""
+    if crash := crashed():
+        raise UserError(crash)
 
 
 def openai_client():

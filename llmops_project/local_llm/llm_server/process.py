@@ -14,6 +14,7 @@ from pathlib import Path
 
 from llm_server import decoding
 from llm_server.middleware import OpenAICompatibility
+from llm_server.running import cache_dir
 from llm_server.settings import (
     CHAT_FORMAT,
     CONTEXT_TOKENS,
@@ -42,10 +43,6 @@ def bundled_model_path() -> Path | None:
         return None
     path = Path(list(spec.submodule_search_locations)[0]) / MODEL_FILE
     return path if path.is_file() else None
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlops-course-local-llm"
 
 
 def prepared_model(source: Path) -> Path:
@@ -108,6 +105,47 @@ def build_app(
     return OpenAICompatibility(create_app(server_settings=ServerSettings(), model_settings=[model]), defaults, rules)
 
 
+CHECK_PROMPT = (  # what install.py's check asks: a question with a judge-sized prompt around it
+    "You are a teaching assistant for a software engineering course. Read the question and the "
+    "student's answer below, then say in one sentence whether the answer is correct and why. "
+    "Question: What is a version control system, and why do teams use one? Answer: A version "
+    "control system records every change to a set of files over time, so that a team can see who "
+    "changed what and when, go back to any earlier version, work on separate branches at the same "
+    "time and merge their work again. Git, Mercurial and Subversion are examples. Teams use one to "
+    "collaborate without overwriting each other's work, to review changes before they are merged, "
+    "and to find the change that introduced a bug."
+)
+CHECK_TOKENS = 32  # tokens the check writes
+
+
+def answer_once(model_path: Path, context: int = CONTEXT_TOKENS) -> str:
+    """Load the model as the server does (same threads, same context) and answer CHECK_PROMPT once,
+    greedily; the figures, as one line. What ``serve.py --check`` (install.py's proof) runs."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as build_app
+    import llama_cpp
+
+    model = llama_cpp.Llama(
+        model_path=str(model_path),
+        n_ctx=context,
+        n_threads=GENERATION_THREADS,
+        n_threads_batch=THREADS,
+        verbose=False,
+    )
+    reply = model.create_chat_completion(
+        messages=[{"role": "user", "content": CHECK_PROMPT}], max_tokens=CHECK_TOKENS, temperature=0
+    )
+    perf = llama_cpp.llama_perf_context(model.ctx)
+    text = " ".join((reply["choices"][0]["message"]["content"] or "").split())
+    if not text:
+        raise LocalLLMError("the model answered nothing")
+    read = perf.n_p_eval / (perf.t_p_eval_ms / 1000) if perf.t_p_eval_ms else 0.0
+    wrote = perf.n_eval / (perf.t_eval_ms / 1000) if perf.t_eval_ms else 0.0
+    return (
+        f"the offline model answered: read {perf.n_p_eval} prompt tokens at {read:.0f} tokens/s, "
+        f"wrote {perf.n_eval} at {wrote:.1f} tokens/s; it began {text[:40]!r}"
+    )
+
+
 def check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         if os.name != "nt":
@@ -129,7 +167,7 @@ def start_in_background(port: int, log_path: Path, *options: str, timeout: float
     Raises LocalLLMError, with the end of the log, when it exits or does not answer in time."""
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, str(SERVE_SCRIPT), "--port", str(port), *options],
+            [sys.executable, str(SERVE_SCRIPT), "--port", str(port), "--log", str(log_path), *options],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
