@@ -18,6 +18,8 @@ active virtual environment. From then on, every Python process of that environme
   ``mlartifacts/`` next to that file, instead of ``./mlruns`` of the current folder, and MLflow's
   download progress bars are off (copying within one disk is instant; the bars were only noise).
 
+* MLflow's server no longer prints Starlette's deprecation of ``starlette.middleware.wsgi``
+  (``quiet_known_warnings``), a warning meant for MLflow's developers.
 * In the ``mlflow run`` command itself, when the tracking URI is a server (``http(s)://``): one
   ``GET <server>/health`` first, as every example's ``cli.py`` does before its ``main()``. A server
   that does not answer is one line within seconds (``mlflow_run_check``), instead of MLflow's
@@ -75,6 +77,22 @@ def apply_defaults(environ=os.environ) -> None:
         environ.setdefault(ARTIFACT_ROOT_VARIABLE, (database.parent / "mlartifacts").as_posix())
         # Copying files within this disk takes no time: MLflow's download progress bars are only noise.
         environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def quiet_known_warnings() -> None:
+    """MLflow 3.17.2's server (mlflow/server/fastapi_app.py) imports ``starlette.middleware.wsgi``,
+    which Starlette 1.x deprecates: each uvicorn worker of ``mlflow ui`` / ``mlflow server`` printed
+    a ``StarletteDeprecationWarning`` (four on ``make ui``) that only MLflow can act on. This filter
+    matches that one message from that one module (by its base class, UserWarning: importing
+    Starlette's own class here would cost every process of the venv its import)."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore",
+        message=r"starlette\.middleware\.wsgi is deprecated",
+        category=UserWarning,
+        module=r"mlflow\.server\.fastapi_app",
+    )
 
 
 # --- `mlflow run` against a tracking server that does not answer -----------------------------------
@@ -289,6 +307,7 @@ def reset(force: bool) -> None:
 
 if __name__ == "default_store_hook":  # (site may run a venv's .pth files twice: all of this is idempotent)
     apply_defaults()
+    quiet_known_warnings()
     mlflow_run_check()
 elif __name__ == "__main__":
     import argparse
