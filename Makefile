@@ -17,6 +17,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
         stack-check compose-check local-llm local-llm-install benchmarks clean
 
 help:
+	@echo "make install     create .venv: the pinned environment and the store's start-up hook (what the examples need)"
+	@echo "make dev-install the same plus requirements-dev.txt (pytest, ruff, playwright: tests and lint)"
 	@echo "make demo        create .venv, install, run the talk's hands-on steps end to end (present.py --no-pause)"
 	@echo "make present     the same walk for a live class: pauses between steps (PRESENT=\"--ui --from 9\")"
 	@echo "make reset       empty the repository's store (mlflow.db, mlartifacts/) after a y/N question; FORCE=1"
@@ -33,7 +35,9 @@ help:
 	@echo "make stack-check run the stack checks against 'make stack' (examples, rows, objects, restart)"
 	@echo "make compose-check  the CI's compose job: docker compose up, the same checks, down -v (needs Docker)"
 	@echo "make local-llm   install and start the offline OpenAI-compatible LLM server"
+	@echo "make local-llm-install  only install it (builds llama.cpp once, a few minutes; make demo does it too)"
 	@echo "make benchmarks  run the benchmark scripts and print their figures"
+	@echo "make clean       delete .venv, .stack/ and .local-llm/ (keeps your runs: mlflow.db, mlartifacts/)"
 
 # --- environment -----------------------------------------------------------------------------
 # The pinned requirements go in with uv (a pip-compatible installer, itself a wheel from PyPI): the

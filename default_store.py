@@ -18,6 +18,13 @@ active virtual environment. From then on, every Python process of that environme
   ``mlartifacts/`` next to that file, instead of ``./mlruns`` of the current folder, and MLflow's
   download progress bars are off (copying within one disk is instant; the bars were only noise).
 
+* MLflow's server no longer prints Starlette's deprecation of ``starlette.middleware.wsgi``
+  (``quiet_known_warnings``), a warning meant for MLflow's developers.
+* In the ``mlflow run`` command itself, when the tracking URI is a server (``http(s)://``): one
+  ``GET <server>/health`` first, as every example's ``cli.py`` does before its ``main()``. A server
+  that does not answer is one line within seconds (``mlflow_run_check``), instead of MLflow's
+  4 minutes of retries and a traceback before the script even starts.
+
 ``make install`` runs it for you. ``python default_store.py`` (no argument) prints where the
 store is. Two more commands serve instructors and students:
 
@@ -33,7 +40,7 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from pathlib import Path, PureWindowsPath  # PureWindowsPath: reads / and \ alike
 from urllib.parse import unquote
 
 # The start-up hook runs this file in EVERY Python process of the venv: only os, sys, pathlib and
@@ -70,6 +77,83 @@ def apply_defaults(environ=os.environ) -> None:
         environ.setdefault(ARTIFACT_ROOT_VARIABLE, (database.parent / "mlartifacts").as_posix())
         # Copying files within this disk takes no time: MLflow's download progress bars are only noise.
         environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def quiet_known_warnings() -> None:
+    """MLflow 3.17.2's server (mlflow/server/fastapi_app.py) imports ``starlette.middleware.wsgi``,
+    which Starlette 1.x deprecates: each uvicorn worker of ``mlflow ui`` / ``mlflow server`` printed
+    a ``StarletteDeprecationWarning`` (four on ``make ui``) that only MLflow can act on. This filter
+    matches that one message from that one module (by its base class, UserWarning: importing
+    Starlette's own class here would cost every process of the venv its import)."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore",
+        message=r"starlette\.middleware\.wsgi is deprecated",
+        category=UserWarning,
+        module=r"mlflow\.server\.fastapi_app",
+    )
+
+
+# --- `mlflow run` against a tracking server that does not answer -----------------------------------
+# MLflow's own client retries a refused connection 7 times with backoff (about 4 min) before its
+# traceback, and `mlflow run` looks up the experiment and creates the run before the script, and its
+# own check (cli.py), starts. So the hook checks first, in that one process only. The same request
+# and timeout as cli.py's: a server too slow to answer /health (no database work) within 4 s would
+# fail the script's own check a second later anyway. MLflow's retries are left as they are, for the
+# rest of the run (a busy classroom server).
+SERVER_TIMEOUT = 4.0  # seconds to connect, then to get an answer (the same as the examples' cli.py)
+
+
+def is_mlflow_run(orig_argv: list[str] | None = None) -> bool:
+    """True in the ``mlflow run`` command (``mlflow run ...`` or ``python -m mlflow run ...``), not
+    in the script it starts; ``--help`` needs no server. It reads ``sys.orig_argv``: at start-up
+    ``sys.argv`` is still ``["-m", ...]``, and inside the hook runpy has replaced its first word."""
+    words = list(orig_argv if orig_argv is not None else sys.orig_argv)[1:]  # after the interpreter
+    while words and words[0].startswith("-") and words[0] != "-m":  # its options, e.g. -X importtime
+        words = words[2:] if words[0] in ("-X", "-W") else words[1:]
+    if words[:1] == ["-m"]:
+        words = words[1:]
+    elif words:  # the script: .../bin/mlflow, or Scripts\mlflow.exe on Windows
+        words[0] = PureWindowsPath(words[0]).stem.lower()
+    return words[:2] == ["mlflow", "run"] and not {"-h", "--help"} & set(words)
+
+
+def unreachable(tracking_uri: str, timeout: float = SERVER_TIMEOUT) -> str | None:
+    """None when ``tracking_uri`` is a local store or a server that answers (any HTTP status, or TLS);
+    else one line saying so and what to do."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    import ssl
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(tracking_uri)
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # never print a password
+    try:
+        with urllib.request.urlopen(shown.rstrip("/") + "/health", timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None  # it answered: MLflow reports whatever is wrong (401 in classroom mode, ...)
+    except OSError as problem:
+        reason = getattr(problem, "reason", problem)
+        if isinstance(reason, ssl.SSLError):
+            return None  # it answered TLS: a certificate problem is MLflow's to report
+        what = f"no answer within {timeout:g} s" if isinstance(reason, TimeoutError) else str(reason)
+    return (
+        f"error: mlflow run cannot reach the tracking server MLFLOW_TRACKING_URI={shown} "
+        f"({what.rpartition('] ')[2].lower()}). Start it (make stack, or docker compose up -d --wait), "
+        "or unset MLFLOW_TRACKING_URI to use the local store"
+    )
+
+
+def mlflow_run_check() -> None:
+    """In the ``mlflow run`` process, before MLflow's first request: a server that does not answer
+    ends it with one line and exit status 2. (At start-up sys.exit would be a fatal error: os._exit.)"""
+    if is_mlflow_run() and (problem := unreachable(os.environ.get("MLFLOW_TRACKING_URI", ""))):
+        print(problem, file=sys.stderr, flush=True)
+        os._exit(2)
 
 
 def install() -> Path:
@@ -221,8 +305,10 @@ def reset(force: bool) -> None:
     print("(The team server of `make stack` keeps its own data in .stack/ and was not touched.)")
 
 
-if __name__ == "default_store_hook":
+if __name__ == "default_store_hook":  # (site may run a venv's .pth files twice: all of this is idempotent)
     apply_defaults()
+    quiet_known_warnings()
+    mlflow_run_check()
 elif __name__ == "__main__":
     import argparse
 

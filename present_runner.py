@@ -5,9 +5,12 @@ steps themselves.
 
 One source of truth: a step that runs a command an earlier step's script printed ("Next, ...:", see
 each folder's cli.print_next) takes it from that output, not from a copy here. The walk records
-those printed commands as a tag of the experiment the step wrote to (``present.printed.<step name>``),
-so that ``--only N`` or ``--from N`` in a later minute, or a later day, finds them for as long as the
-store holds that experiment.
+those printed commands under the experiment the step wrote to, in a small file beside the store's
+database (``.present-printed.json``; the repository root for a tracking server), so that ``--only N``
+or ``--from N`` in a later minute, or a later day, finds them for as long as the store holds that
+experiment. Not in the store itself: the UI would show them to the class, as long JSON strings in
+every experiment list (the walk kept them as ``present.printed.<step>`` experiment tags until
+issue 29; a walk moves those it finds into the file).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ IRIS = '{"inputs": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 
 STAMP = r"\d{4}(-\d{2}){4}"  # the walk's date stamp in experiment names: 2026-11-23-17-05
 STAMP_FORMAT = "%Y-%m-%d-%H-%M"
 SERVER_LOG_NAME = ".local-llm/present-server.log"  # the offline model server's output, when the walk starts it
-TAG_PREFIX = "present.printed."  # experiment tag: the "Next" commands a named step's script printed
+PRINTED_FILE = ".present-printed.json"  # the "Next" commands the named steps' scripts printed, per experiment
+LEGACY_TAG_PREFIX = "present.printed."  # where earlier walks kept them: experiment tags, shown in the UI
 
 NEXT_HEADING = re.compile(r"^Next, (?P<what>.+):$")
 NEXT_INSIDE = re.compile(r"^  from (?P<folder>\S+)/:\s+(?P<command>.+)$")
@@ -140,12 +144,13 @@ class Walk:
         return reference.then(command, self) if reference.then else command
 
     def record(self, step: Step, shown: Shown) -> None:
-        """Keep the commands a named step's script printed, here and in the store (an experiment tag)."""
+        """Keep the commands a named step's script printed, here and beside the store (PRINTED_FILE)."""
         if not step.name or not shown.next:
             return
         self.printed[step.name] = shown.next
         if experiment_id := experiment_of(shown):
-            mlflow.MlflowClient().set_experiment_tag(experiment_id, TAG_PREFIX + step.name, json.dumps(shown.next))
+            move_legacy_tags()
+            remember(mlflow.MlflowClient().get_experiment(experiment_id), {step.name: shown.next})
 
     def page(self, route: str) -> str:
         return f"{self.ui}/#/{route}"
@@ -196,12 +201,58 @@ def experiment_of(shown: Shown) -> str | None:
     return None
 
 
+def printed_file() -> Path:
+    """Where the walk keeps what the steps printed: beside the store's mlflow.db (so each store has
+    its own, as `make ui`'s state file), or at the repository root for a tracking server."""
+    database = default_store.sqlite_path(mlflow.get_tracking_uri())
+    return (database.parent if database else REPO_ROOT) / PRINTED_FILE
+
+
+def _book() -> dict:
+    """{tracking URI: {experiment id: {"created": its creation time, "printed": {step: {what: command}}}}}"""
+    try:
+        return json.loads(printed_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def remember(experiment, printed: dict[str, dict[str, str]]) -> None:
+    """Add ``printed`` ({step name: {what: command}}) to what the file keeps for ``experiment``. The
+    experiment's creation time is kept too: an id that a new store (make reset) gives to another
+    experiment does not match it."""
+    book = _book()
+    experiments = book.setdefault(mlflow.get_tracking_uri(), {})
+    kept = experiments.get(experiment.experiment_id, {})
+    if kept.get("created") != experiment.creation_time:
+        kept = {"created": experiment.creation_time, "printed": {}}
+    kept["printed"].update(printed)
+    experiments[experiment.experiment_id] = kept
+    printed_file().write_text(json.dumps(book, indent=1) + "\n", encoding="utf-8")
+
+
 def recorded_commands(step_name: str) -> dict[str, str]:
-    """The commands a named step printed in an earlier walk on this store: the newest experiment's tag."""
+    """The commands a named step printed in an earlier walk on this store: the newest experiment's."""
+    move_legacy_tags()
+    kept = _book().get(mlflow.get_tracking_uri(), {})
     for experiment in mlflow.MlflowClient().search_experiments(order_by=["creation_time DESC"]):
-        if TAG_PREFIX + step_name in experiment.tags:
-            return json.loads(experiment.tags[TAG_PREFIX + step_name])
+        found = kept.get(experiment.experiment_id, {})
+        if found.get("created") == experiment.creation_time and step_name in found["printed"]:
+            return found["printed"][step_name]
     return {}
+
+
+def move_legacy_tags() -> None:
+    """Earlier walks kept the printed commands as experiment tags (present.printed.<step>), which the
+    UI lists with every experiment: move them into the file, and off the experiments."""
+    client = mlflow.MlflowClient()
+    for experiment in client.search_experiments():
+        legacy = {key: value for key, value in experiment.tags.items() if key.startswith(LEGACY_TAG_PREFIX)}
+        if legacy:
+            remember(
+                experiment, {key.removeprefix(LEGACY_TAG_PREFIX): json.loads(value) for key, value in legacy.items()}
+            )
+            for key in legacy:
+                client.delete_experiment_tag(experiment.experiment_id, key)
 
 
 def newest_dated_experiment(family: str) -> str | None:

@@ -6,6 +6,7 @@ serving census rows as people have them (Python, `mlflow models predict`, a real
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -378,6 +379,25 @@ def test_the_champion_predicts_rows_read_with_plain_pd_read_csv(trained):
     floats.iloc[2, floats.columns.get_loc("hours-per-week")] = np.nan
     assert set(model.predict(floats).tolist()) <= {0, 1}
     assert model.predict(floats.iloc[3:]).tolist() == labels[3:]
+
+
+def test_the_readme_s_python_snippet_runs_as_printed(trained, monkeypatch):
+    """census README, "Serve the champion": the Python lines as printed (no placeholder), run from
+    census_project/ as it says, predict the first five rows of the bundled file."""
+    readme = (harness.REPO_ROOT / PROJECT / "README.md").read_text()
+    section = readme.split("## Serve the champion", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "..." not in code
+    monkeypatch.chdir(harness.REPO_ROOT / PROJECT)
+    *lines, last = code.strip().splitlines()
+    namespace: dict = {}
+    exec("\n".join(lines), namespace)  # the README's own lines
+    assert namespace["columns"] == data.COLUMNS  # the file's 15 columns, in its order
+    predicted = eval(last, namespace)  # its last line: an expression, its value shown in a comment
+    assert predicted.tolist() == expected_labels(namespace["rows"], trained)
+    # The README shows what `make demo`'s champion answers; this tiny-grid one may differ on a row.
+    assert re.fullmatch(r"array\(\[[01](, [01]){4}\]\)", last.split("# ", 1)[1].strip())
+    assert len(predicted) == 5
 
 
 @pytest.mark.parametrize(

@@ -81,3 +81,48 @@ def test_artifacts_follow_the_database_not_the_working_directory(tmp_path):
     assert Path(artifact_uri.removeprefix("file://")).is_relative_to(store_dir / "mlartifacts")
     assert list(store_dir.glob("mlartifacts/*/*/artifacts/hello.txt"))
     assert list(elsewhere.iterdir()) == [], "nothing may be written where the command ran"
+
+
+# --- `mlflow run` against a tracking server that does not answer (the hook's check) -----------------
+
+
+def test_the_hook_checks_the_server_in_the_mlflow_run_command_only():
+    mlflow_cli, python = "/venv/bin/mlflow", "/venv/bin/python"
+    assert default_store.is_mlflow_run([python, mlflow_cli, "run", "-e", "main", "."])
+    assert default_store.is_mlflow_run([python, "-m", "mlflow", "run", "tracking_example"])  # devtools.run_project
+    assert default_store.is_mlflow_run([python, "-X", "importtime", mlflow_cli, "run", "."])
+    assert default_store.is_mlflow_run(["C:\\venv\\Scripts\\python.exe", "C:\\venv\\Scripts\\mlflow.EXE", "run", "."])
+    assert not default_store.is_mlflow_run([python, mlflow_cli, "run", "--help"])  # needs no server
+    assert not default_store.is_mlflow_run([python, mlflow_cli, "ui"])
+    assert not default_store.is_mlflow_run([python, "logging_example.py", "42"])  # the script mlflow run starts
+    assert not default_store.is_mlflow_run([python, "-c", "import mlflow"])
+    assert not default_store.is_mlflow_run([python])
+
+
+def test_the_check_passes_any_answer_and_a_local_store_and_names_what_failed():
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.harness import free_port
+
+    assert default_store.unreachable("sqlite:////nowhere/mlflow.db") is None  # nothing to reach
+    unauthorized = type("Answer", (BaseHTTPRequestHandler,), {"do_GET": lambda self: self.send_error(401)})
+    unauthorized.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), unauthorized)  # classroom mode without a login
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert default_store.unreachable(f"http://127.0.0.1:{server.server_port}", timeout=5) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+    port = free_port()
+    refused = default_store.unreachable(f"http://alice:s3cret@127.0.0.1:{port}/", timeout=1)
+    what = f"error: mlflow run cannot reach the tracking server MLFLOW_TRACKING_URI=http://127.0.0.1:{port}/ "
+    assert refused.startswith(what + "(connection refused). Start it (make stack")
+    assert "s3cret" not in refused
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        frozen = default_store.unreachable(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.5)
+    assert "(no answer within 0.5 s)" in frozen

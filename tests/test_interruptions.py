@@ -34,8 +34,8 @@ def load_cli():
 # --- A tracking server that does not answer ------------------------------------------------------------
 
 
-def _logging_example(tracking_uri: str | None, seed: str = "42") -> tuple[subprocess.CompletedProcess, float]:
-    """`python logging_example.py 42` from its folder, as the talk runs it, against ``tracking_uri``."""
+def _timed(command: list[str], cwd: Path, tracking_uri: str | None) -> tuple[subprocess.CompletedProcess, float]:
+    """``command`` from ``cwd`` with the venv first on PATH, against ``tracking_uri``, and how long it took."""
     env = {**os.environ, "PATH": VENV_PATH}
     env.pop("MLFLOW_RUN_ID", None)
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -43,15 +43,14 @@ def _logging_example(tracking_uri: str | None, seed: str = "42") -> tuple[subpro
         env["MLFLOW_TRACKING_URI"] = tracking_uri
     started = time.monotonic()
     completed = subprocess.run(
-        [sys.executable, "logging_example.py", seed],
-        cwd=REPO_ROOT / "tracking_example",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
     )
     return completed, time.monotonic() - started
+
+
+def _logging_example(tracking_uri: str | None, seed: str = "42") -> tuple[subprocess.CompletedProcess, float]:
+    """`python logging_example.py 42` from its folder, as the talk runs it, against ``tracking_uri``."""
+    return _timed([sys.executable, "logging_example.py", seed], REPO_ROOT / "tracking_example", tracking_uri)
 
 
 def _assert_one_line_naming_the_server(completed, elapsed: float, uri: str, what: str) -> None:
@@ -125,6 +124,32 @@ def test_a_local_store_is_not_probed_and_a_password_is_never_printed():
         cli.probe_tracking_server(f"http://alice:s3cret@127.0.0.1:{port}", timeout=1)
     assert "s3cret" not in str(refused.value)
     assert f"MLFLOW_TRACKING_URI=http://127.0.0.1:{port} " in str(refused.value)
+
+
+# --- The same under `mlflow run`: MLflow's CLI asks the server before the script starts ------------------
+# Issue 29: `mlflow run` against a closed port printed nothing for 4 min 10 s (MLflow's 7 retries with
+# backoff), then a 128-line traceback. The start-up hook (default_store.py) checks first, in that process.
+MLFLOW_RUN_DOWN_SERVER_SECONDS = 30  # generous for a loaded machine: it answers in ~0.1 s (README)
+
+
+def _mlflow_run_main(tracking_uri: str) -> tuple[subprocess.CompletedProcess, float]:
+    """The README's command, from the repository root, with the venv's `mlflow` as a student types it."""
+    command = ["mlflow", "run", "-e", "main", "--env-manager=local", "--experiment-name", "logging_example"]
+    return _timed([*command, "tracking_example", "-P", "seed=42"], REPO_ROOT, tracking_uri)
+
+
+def test_mlflow_run_against_a_closed_port_is_one_line_within_seconds():
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    completed, elapsed = _mlflow_run_main(uri)
+    assert completed.returncode == 2, completed.stderr[-3000:]
+    assert completed.stdout == ""  # no run was created, no script started
+    assert completed.stderr.count("\n") == 1, completed.stderr[-3000:]  # one line, no traceback
+    line = completed.stderr.strip()
+    assert line.startswith(f"error: mlflow run cannot reach the tracking server MLFLOW_TRACKING_URI={uri} ")
+    for part in ("(connection refused)", "make stack", "docker compose up -d --wait", "unset MLFLOW_TRACKING_URI"):
+        assert part in line, part
+    assert elapsed < MLFLOW_RUN_DOWN_SERVER_SECONDS, f"{elapsed:.1f} s"
+    print(f"mlflow run against a down server answered in {elapsed:.1f} s (load {os.getloadavg()})")
 
 
 # --- Interruptions: kill, a closed terminal, a dead parent ----------------------------------------------

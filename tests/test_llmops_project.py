@@ -459,7 +459,9 @@ def test_decision_rule_needs_a_margin_a_sign_test_and_no_failures():
     # A tie, four questions only, a mixed record: no winner, and the reason says why.
     tie = decision.decide([candidate([1, 0, 1, 1, 0, 1], "a"), candidate([1, 0, 1, 1, 0, 1], "b")])
     assert tie.winner is None
-    assert "a tie" in tie.reason
+    assert tie.reason.startswith("a @ m is tied with b @ m (needs")
+    close = decision.decide([candidate([1, 0, 1, 1, 0, 1], "a"), candidate([1, 0, 1, 1, 0, 0.9], "b")])
+    assert close.reason.startswith("a @ m is only +0.02 ahead of b @ m (needs")
     few = decision.decide([candidate([1] * 4, "a"), candidate([0] * 4, "b")])
     assert few.winner is None
     assert "p = 0.062" in few.reason

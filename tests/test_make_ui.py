@@ -1,8 +1,10 @@
-"""`make ui` (default_store.py ui): it says "ready" only when the UI answers."""
+"""`make ui` (default_store.py ui): it says "ready" only when the UI answers, and prints no library
+warning a student cannot act on."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,14 +13,19 @@ from pathlib import Path
 
 from tests.harness import REPO_ROOT, free_port
 
+# Python's warning format, "<file>:<line>: <Category>: <message>": MLflow 3.17.2's server printed
+# "StarletteDeprecationWarning: starlette.middleware.wsgi is deprecated ..." once per uvicorn worker.
+PYTHON_WARNING = re.compile(r"^\S+:\d+: \w*Warning: .*$", re.MULTILINE)
 
-def test_make_ui_says_ready_only_when_the_ui_answers(mlflow_store):
+
+def test_make_ui_says_ready_only_when_the_ui_answers(mlflow_store, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    stderr = tmp_path / "stderr.txt"  # a file, not a pipe: nobody reads it while the server runs
     ui = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "default_store.py"), "ui", "--port", str(port)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr.open("w"),
         text=True,
         start_new_session=True,  # its own group: stopped below with the server it starts
     )
@@ -38,5 +45,10 @@ def test_make_ui_says_ready_only_when_the_ui_answers(mlflow_store):
     finally:
         os.killpg(ui.pid, signal.SIGINT)  # Ctrl+C, as in its terminal
         ui.wait(timeout=60)
+    # The server's workers had imported MLflow's app when the page answered: no warning on the way.
+    printed_errors = stderr.read_text()
+    assert "Uvicorn running on" in printed_errors  # the server's log is there, so is what it would warn
+    assert "StarletteDeprecationWarning" not in printed_errors
+    assert PYTHON_WARNING.findall(printed_errors) == []
     # Ctrl+C leaves nothing behind: the state file `make reset` reads is gone.
     assert not (Path(mlflow_store.tracking_uri.removeprefix("sqlite:///")).parent / ".mlflow-ui.json").exists()

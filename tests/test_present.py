@@ -6,6 +6,7 @@ pytest workers: tests/presenting.py); `make reset` and the port checks of `make 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -173,27 +174,67 @@ def test_a_fresh_walk_starts_new_experiments_and_a_later_one_reuses_the_newest(m
     assert fresh.experiment("adult-classifier") == "adult-classifier-2026-11-24-09-00"
 
 
-def test_printed_commands_outlive_the_walk_that_saw_them(mlflow_store):
-    """What step `train` printed is kept in the store: a later walk (another process) finds it."""
-    experiment_id = mlflow.create_experiment("adult-classifier-2026-11-23-17-05")
-    output = (
+def _train_printed(experiment_id: str, run_id: str = "aaa") -> Shown:
+    """What step `train` shows: its run page in ``experiment_id`` and its "Next" test command."""
+    return Shown(
+        "mlflow run -e train ...",
         f"  http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{'a' * 32}   (the parent run)\n\n"
         "Next, test the winner on the rows this run held out (talk pt. 6):\n"
-        "  from census_project/:     mlflow run -e test . -P run_id=aaa\n"
-        "  from the repository root:  mlflow run -e test census_project -P run_id=aaa\n"
+        f"  from census_project/:     mlflow run -e test . -P run_id={run_id}\n"
+        f"  from the repository root:  mlflow run -e test census_project -P run_id={run_id}\n",
     )
-    [train] = [s for s in present_py.STEPS if s.name == "train"]
-    Walk(present_py.STEPS).record(train, Shown("mlflow run -e train ...", output))
-    assert mlflow_store.client.get_experiment(experiment_id).tags["present.printed.train"]
-    [test] = [s for s in present_py.STEPS if s.command == Printed("train", "test the winner")]
-    assert Walk(present_py.STEPS, fresh=False).command(test) == "mlflow run -e test . -P run_id=aaa"
+
+
+[TRAIN] = [s for s in present_py.STEPS if s.name == "train"]
+[TEST] = [s for s in present_py.STEPS if s.command == Printed("train", "test the winner")]
+
+
+def test_printed_commands_outlive_the_walk_that_saw_them(mlflow_store):
+    """What step `train` printed is kept beside the store: a later walk (another process) finds it,
+    and no experiment shows it (the UI lists experiment tags as long JSON strings)."""
+    experiment_id = mlflow.create_experiment("adult-classifier-2026-11-23-17-05")
+    Walk(present_py.STEPS).record(TRAIN, _train_printed(experiment_id))
+    assert not [t for t in mlflow_store.client.get_experiment(experiment_id).tags if not t.startswith("mlflow.")]
+    kept = json.loads(
+        (Path(mlflow_store.tracking_uri.removeprefix("sqlite:///")).parent / ".present-printed.json").read_text()
+    )
+    assert kept[mlflow_store.tracking_uri][experiment_id]["printed"]["train"] == {
+        "test the winner on the rows this run held out (talk pt. 6)": "mlflow run -e test . -P run_id=aaa"
+    }
+    assert Walk(present_py.STEPS, fresh=False).command(TEST) == "mlflow run -e test . -P run_id=aaa"
+
+
+def test_what_was_printed_for_an_experiment_of_an_emptied_store_is_not_used(mlflow_store):
+    """make reset: a new store gives id 1 to a new experiment; what the file kept for the old one is ignored."""
+    experiment_id = mlflow.create_experiment("adult-classifier-2026-11-23-17-05")
+    Walk(present_py.STEPS).record(TRAIN, _train_printed(experiment_id))
+    mlflow_store.client.delete_experiment(experiment_id)
+    book = present_runner.printed_file()
+    kept = json.loads(book.read_text())
+    kept[mlflow_store.tracking_uri][mlflow.create_experiment("adult-classifier-2026-11-24-09-00")] = kept[
+        mlflow_store.tracking_uri
+    ].pop(experiment_id)  # the same record, under a new experiment's id
+    book.write_text(json.dumps(kept))
+    with pytest.raises(WalkError, match="has not printed"):
+        Walk(present_py.STEPS, fresh=False).command(TEST)
+
+
+def test_a_walk_moves_the_tags_of_earlier_walks_off_the_experiments(mlflow_store):
+    """Walks before issue 29 kept the printed commands as experiment tags: the next walk moves them."""
+    old = mlflow.create_experiment("adult-classifier-2026-11-23-17-05")
+    command = {"test the winner on the rows this run held out": "mlflow run -e test . -P run_id=old"}
+    mlflow_store.client.set_experiment_tag(old, "present.printed.train", json.dumps(command))
+    assert Walk(present_py.STEPS, fresh=False).command(TEST) == "mlflow run -e test . -P run_id=old"
+    assert "present.printed.train" not in mlflow_store.client.get_experiment(old).tags
+    newer = mlflow.create_experiment("adult-classifier-2026-11-24-09-00")
+    Walk(present_py.STEPS).record(TRAIN, _train_printed(newer, run_id="new"))
+    assert Walk(present_py.STEPS, fresh=False).command(TEST) == "mlflow run -e test . -P run_id=new"
 
 
 def test_a_printed_command_not_seen_yet_says_which_step_to_run(mlflow_store):
-    [test] = [s for s in present_py.STEPS if s.command == Printed("train", "test the winner")]
     train_number = next(n for n, s in enumerate(present_py.STEPS, start=1) if s.name == "train")
     with pytest.raises(WalkError, match=rf"step {train_number} has not printed .* --from {train_number}\)"):
-        Walk(present_py.STEPS, fresh=False).command(test)
+        Walk(present_py.STEPS, fresh=False).command(TEST)
 
 
 @pytest.mark.parametrize(("llm", "provider", "shown"), [(True, True, True), (True, False, False), (False, True, False)])

@@ -31,6 +31,27 @@ def test_the_census_steps_run_and_leave_their_champion(module_store, walk):
     assert client.get_model_version_by_alias("adult-best-random-forest", "notebook")  # the notebook's step
 
 
+def test_the_notebook_registers_first_and_train_s_versions_follow_as_the_readme_says(module_store, walk):
+    """census README ("1. Train", "2. Re-run", "Champion"): in `make demo` the notebook registers
+    version 1 (alias notebook, never champion), so train's first version is 2, the first champion,
+    and the re-run's is 3."""
+    done, _ = walk
+    printed = done.stdout + done.stderr  # MLflow's own registry lines go to stderr
+    client = module_store.client
+    assert str(client.get_model_version_by_alias("adult-best-random-forest", "notebook").version) == "1"
+    assert "Registered model 'adult-best-random-forest' already exists. Creating a new version" in printed
+    assert (
+        "Registered adult-best-random-forest version 2 (@challenger); "
+        "version 2 is the first champion of adult-best-random-forest." in printed
+    )
+    assert "Registered adult-best-random-forest version 3 (@challenger); champion " in printed
+    assert {str(v.version) for v in client.search_model_versions("name = 'adult-best-random-forest'")} == {
+        "1",
+        "2",
+        "3",
+    }
+
+
 def test_the_commands_are_shown_as_the_slides_show_them(walk):
     done, _ = walk
     shown = re.findall(r"^\$ (.+)$", done.stdout, flags=re.MULTILINE)

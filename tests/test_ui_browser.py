@@ -98,6 +98,22 @@ def runs_table_and_run_pages_show_status_and_random_4(ui, client, runs) -> None:
         assert shown == run.data.metrics["random_4"], f"run {run.info.run_id}: random_4 shows {shown}"
 
 
+def logging_example_is_on_the_experiments_page(ui, runs, newer: list[str]) -> None:
+    """tracking_example README, pt. 4, after `make demo`: the home page's Recent Experiments shows
+    five, the walk's later ones, not logging_example; the side bar's Experiments lists every one, its
+    search box finds logging_example, and its link opens the two runs."""
+    ui.open("/", "Recent Experiments")
+    ui.page.get_by_role("link", name=newer[-1], exact=True).first.wait_for()
+    expect(ui.page.get_by_role("link", name="logging_example", exact=True)).to_have_count(0)
+    ui.page.get_by_role("link", name="Experiments", exact=True).first.click()  # the side bar's
+    ui.page.get_by_role("link", name=newer[0], exact=True).first.wait_for()
+    ui.page.get_by_placeholder("Search experiments").fill("logging_example")
+    ui.page.keyboard.press("Enter")
+    ui.page.get_by_role("link", name="logging_example", exact=True).first.click()
+    for run in runs:
+        ui.run_link(run.info.run_id).wait_for()
+
+
 def a_fresh_browser_follows_the_printed_links(ui, printed: str, runs) -> None:
     """A student's first visit (nothing in the browser's localStorage, so the UI would start in
     GenAI): the two pages logging_example prints open in Model training, the experiment's runs
@@ -214,12 +230,23 @@ def test_the_ui_shows_what_the_examples_logged(mlflow_store, llm_server, browser
     assert sorted(questions) == sorted(t.info.trace_id for t in traces)  # one trace per question
     assessed = [t for t in traces if ui_tour.feedback_names(t)]
     assert assessed, "evaluate_responses logged no assessment"
+    # The experiments `make demo` makes after logging_example (the test's own are fewer than five).
+    walk_later = [
+        "logging_example_queries",
+        "Iris Experiment",
+        "census-notebook",
+        "adult-classifier-ui",
+        "se-answers-ui",
+    ]
+    for name in walk_later:
+        client.create_experiment(name)
 
     with ui_tour.mlflow_ui() as url:  # on the store in use: mlflow_store
         checks = UiChecks(browser, url, tmp_path / "screenshots")
         ml, genai = ui_tour.MODEL_TRAINING, ui_tour.GENAI
         checks.check("tracking-runs", ml, runs_table_and_run_pages_show_status_and_random_4, client, tracking_runs)
         checks.check("fresh-browser", None, a_fresh_browser_follows_the_printed_links, printed[42], tracking_runs)
+        checks.check("experiments-page", ml, logging_example_is_on_the_experiments_page, tracking_runs, walk_later)
         checks.check("registry-champion", ml, registered_model_has_alias_champion, champion.name, champion.version)
         checks.check("census-nested-runs", ml, parent_run_nests_its_candidates, parent, children)
         checks.check("llmops-prompts", genai, prompts_are_listed_with_alias_production, production)

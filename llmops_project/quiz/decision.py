@@ -119,9 +119,9 @@ def decide(candidates: list[Candidate]) -> Decision:
         margin = leader.overall - other.overall
         better, worse, p = paired(leader, other)
         if margin < MIN_MARGIN:
-            how = "a tie" if margin == 0 else f"only {margin:+.2f} ahead"
+            how = "tied with" if margin == 0 else f"only {margin:+.2f} ahead of"
             return Decision(
-                None, f"{leader.name} is {how} of {other.name} (needs {MIN_MARGIN:+.2f} or more on the overall score)"
+                None, f"{leader.name} is {how} {other.name} (needs {MIN_MARGIN:+.2f} or more on the overall score)"
             )
         if p > ALPHA:
             return Decision(
