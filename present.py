@@ -43,6 +43,7 @@ from present_runner import (
     failed_run_page,
     logged_model_page,
     registered_model_page,
+    review_queue_page,
     run_page,
     traces_page,
     walk_through,
@@ -65,7 +66,7 @@ def held_out_batch(monitor: str, walk: Walk) -> str:
 
 
 def with_example_labels(review: str, walk: Walk) -> str:
-    """compare.py prints the interactive review; the walk answers with the shipped example labels."""
+    """evaluate_responses.py prints the interactive review; the walk answers with the shipped example labels."""
     return f"{review} -P labels=review_labels.example.csv -P reviewer=instructor"
 
 
@@ -201,26 +202,27 @@ STEPS = [
         Printed("generate", "evaluate these answers"),
         "the evaluation run, and the assessments (english, correctness, ...) on each trace",
         run_page,
-        llm=True,
-    ),
-    Step(
-        "LLMOps with MLflow: select the best prompt by evaluation (compare two templates)",
-        "llmops_project",
-        "mlflow run -e compare --env-manager=local --experiment-name {answers} . "
-        "-P templates=basic,practical -P max_questions=4",
-        "the comparison run: comparison.csv, comparison.png and the decision tag; its child runs are the "
-        "candidates, and the exam dataset se-exam is on the Datasets tab",
-        run_page,
-        name="compare",
+        name="evaluate",
         llm=True,
     ),
     Step(
         "LLMOps with MLflow: human feedback, and how far to trust the judges (review)",
         "llmops_project",
-        Printed("compare", "review the answers", then=with_example_labels),
-        "the review run's agreement and kappa metrics per judge; HUMAN and LLM_JUDGE assessments side by side "
-        "on each trace of the reviewed candidate",
+        Printed("evaluate", "review these answers", then=with_example_labels),
+        "the Review page: a Yes/No question per judge and the queue of the answers, to label in the browser; "
+        "the review run's agreement and kappa per judge, HUMAN and LLM_JUDGE assessments side by side on each trace",
+        review_queue_page,
+        llm=True,
+    ),
+    Step(
+        "LLMOps with MLflow: select the best prompt by evaluation, on evidence you trust (compare)",
+        "llmops_project",
+        "mlflow run -e compare --env-manager=local --experiment-name {answers} . "
+        "-P templates=basic -P max_tokens=8,500 -P max_questions=6",
+        "the comparison run: which scorers it trusted and which judges it set aside (and why), comparison.csv, "
+        "comparison.png and the decision tag; its child runs are the candidates; Prompts > basic: @champion",
         run_page,
+        name="compare",
         llm=True,
     ),
     Step(

@@ -301,6 +301,13 @@ def traces_page(walk: Walk, shown: Shown) -> str:
     raise WalkError(f"`{shown.command}` printed no run page (its cli.print_ui_hint line)")
 
 
+def review_queue_page(walk: Walk, shown: Shown) -> str:
+    """The Review page of the queue the step's script printed (review.py: "Review page for ...")."""
+    if queue := re.search(r"/#/(experiments/\w+/review-queue\?\S*selectedQueueId=[\w-]+)", shown.output):
+        return walk.page(queue[1])
+    raise WalkError(f"`{shown.command}` printed no Review page")
+
+
 def logged_model_page(walk: Walk, shown: Shown) -> str:
     """The page of the logged model (models:/m-...) the step's command uses."""
     model_id = re.search(r"models:/(m-\w+)", shown.command)[1]

@@ -13,7 +13,9 @@ It can be told to fail the next N requests with HTTP 500 (``fail_next``), to del
 (``compare``): ``prompt_answers`` answers a user prompt containing a key with its text
 (``{answer}`` = the usual answer), ``judge_no`` makes a judge say ``"no"`` when its request
 contains one of the strings, and ``fail_prompts`` answers HTTP 500, always, to a user prompt that
-contains one of them. ``GET /v1/models`` answers 200.
+contains one of them. A plain answer longer than the request's ``max_tokens`` is cut to that many
+words (one word a token), with ``finish_reason: length``, as a token budget cuts a real model's
+text. ``GET /v1/models`` answers 200.
 The pytest fixture ``llm_server`` (tests/fixtures_llm.py) starts one per test;
 ``benchmarks/llm_generation_loop.py`` starts one itself.
 """
@@ -156,6 +158,9 @@ class FakeOpenAIServer:
             tool_results = [m.get("content") or "" for m in messages if m.get("role") == "tool"]
             urls = re.findall(r"\((https?://[^)\s]+)\)", " ".join(map(str, tool_results)))
             message["content"] = text + ("\n\nReferences: " + " ".join(urls) if urls else "")
+            limit = body.get("max_tokens") or body.get("max_completion_tokens")
+            if limit and len(message["content"].split()) > limit:  # one word a token, as a budget cuts text
+                message["content"], finish = " ".join(message["content"].split()[:limit]), "length"
         prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
         completion_tokens = len((message["content"] or "").split()) or 1
         return 200, {

@@ -16,7 +16,7 @@ from mlflow.entities import Feedback
 from mlflow.genai.scorers import ExpectationsGuidelines, Guidelines, RelevanceToQuery, scorer
 
 import cli
-from quiz import dataset, generation, provider
+from quiz import dataset, evaluation, generation, provider
 
 
 @scorer
@@ -85,18 +85,26 @@ def main() -> None:
         print(f"Judging {len(answers)} answers of run {generation_run.info.run_id} with {args.judge_model}")
 
         # The evaluation data: each answer's trace, with its question's correctness guidelines
-        data = evaluation_data(answers, expectations)
-        results = mlflow.genai.evaluate(data=data, scorers=list(guidelines_model(args.judge_model)))
-        counts = judge_counts(results)
+        data = evaluation.evaluation_data(answers, expectations)
+        scorers = list(guidelines_model(args.judge_model))
+        results = mlflow.genai.evaluate(data=data, scorers=scorers)
+        counts = evaluation.judge_counts(results, scorers)
         if counts["judge_errors"]:
             provider.stop_if_crashed()  # judges that got no answer because the offline server died
         mlflow.log_metrics(counts)
-        mlflow.log_text(per_question(answers, results).to_csv(index=False), "evaluation_results.csv")
+        mlflow.log_text(
+            evaluation.per_question(answers, results, scorers).to_csv(index=False), "evaluation_results.csv"
+        )
 
     print("\nPass rates:")
     for name, value in sorted(results.metrics.items()):
         print(f"  {name:40s} {value:.2f}")
     cli.print_ui_hint(run, "the evaluation run; the assessments are on each trace of the generation run")
+    cli.print_next(
+        "review these answers yourself, and measure how far the judges agree with you",
+        f"mlflow run -e review --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
+        f"-P generation_run_id={generation_run.info.run_id}",
+    )
 
 
 def answer_text(outputs) -> str:
@@ -174,42 +182,6 @@ def load_answers(run, expectations: dict) -> pd.DataFrame:
     if missing:
         raise cli.UserError(f"expectations.json has no correctness guidelines for {missing[0]!r}. Add them")
     return answered
-
-
-def evaluation_data(answers: pd.DataFrame, expectations: dict) -> pd.DataFrame:
-    """What the judges read: each answer's trace, and its question's correctness guidelines."""
-    return pd.DataFrame(
-        {
-            "trace": [mlflow.get_trace(trace_id) for trace_id in answers["trace_id"]],
-            "expectations": [{"guidelines": expectations[q]} for q in answers["question"]],
-        }
-    )
-
-
-CODE_SCORERS = {"enough_words", "not_too_many_words"}  # the others ask a judge model
-
-
-def judge_counts(results) -> dict[str, int]:
-    """judge_calls: verdicts asked of the judge model (one per LLM scorer and answer);
-    judge_errors: those that came back with an error or no value."""
-    table = results.tables["eval_results"]
-    judges = [s.name for s in guidelines_model() if s.name not in CODE_SCORERS]
-    errors = 0
-    for name in judges:
-        value = table.get(f"{name}/value", pd.Series([None] * len(table)))
-        error = table.get(f"{name}/error_message", pd.Series([None] * len(table)))
-        errors += int((value.isna() | error.notna()).sum())
-    return {"judge_calls": len(judges) * len(table), "judge_errors": errors}
-
-
-def per_question(answers: pd.DataFrame, results) -> pd.DataFrame:
-    """evaluation_results.csv: one row per question, each scorer's value and rationale."""
-    table = results.tables["eval_results"].set_index("trace_id")
-    rows = answers[["number", "category", "question", "trace_id"]].copy()
-    names = [s.name for s in guidelines_model()]
-    for column in (f"{name}/{field}" for name in names for field in ("value", "rationale")):
-        rows[column] = rows["trace_id"].map(table[column]) if column in table else None
-    return rows
 
 
 if __name__ == "__main__":

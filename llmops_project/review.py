@@ -3,12 +3,19 @@
 
     mlflow run -e review --env-manager=local --experiment-id <EXPERIMENT_ID> . -P generation_run_id=<RUN_ID>
 
-Shows each question and answer in the terminal and asks for the criteria a person can judge
-(quiz/labels.py: correctness and the guidelines); ``-P labels=review_labels.example.csv`` reads
-them from a file instead. Each verdict goes on the answer's trace with mlflow.log_feedback, source
-HUMAN and your name. Stop with q and run the same command later: what you labelled is kept, and
-nothing is logged twice. Then, for every judge that also judged those traces: the share of
-answers on which it agrees with you, and Cohen's kappa (agreement beyond chance).
+First it sets up MLflow's Review page for those answers: one question per judge of
+evaluate_responses.py (a label schema of the experiment: the judge's name, the question, Yes/No)
+and a review queue holding the run's traces; both are created once, however often you run this.
+Then you label: in the browser (the link it prints; ``-P labels=ui`` asks nothing here), in the
+terminal (the default: each question and answer, y/n per criterion; q stops, the same command
+resumes), or from a file (``-P labels=review_labels.example.csv``). Terminal and file verdicts go on
+the answer's trace with mlflow.log_feedback, source HUMAN and your name, never twice.
+
+Last, for every judge that judged those traces: the share of answers on which it agrees with the
+humans, and Cohen's kappa (agreement beyond chance). It counts one human verdict per trace and
+judge, whatever its source (Review page, the trace's Add feedback, terminal, file): the latest one
+by ``-P reviewer`` when you name one, else the latest one by anyone. ``compare`` reads these
+figures to decide which judges it may trust.
 """
 
 import getpass
@@ -20,35 +27,53 @@ import pandas as pd
 from mlflow.entities import AssessmentSource
 
 import cli
-from quiz import generation, labels
+from quiz import decision, generation, labels
 from quiz.questions import load_expectations, load_questions
+
+TERMINAL, UI = "terminal", "ui"  # -P labels=: ask in the terminal; ask nothing (label in the Review page)
 
 
 def main() -> None:
     args = parse_args()
-    reviewer = args.reviewer if args.reviewer.lower() != "none" else getpass.getuser()
+    counted = None if args.reviewer.lower() == "none" else args.reviewer  # whose verdicts count: None = anyone's
+    reviewer = counted or getpass.getuser()  # who logs the terminal's and the file's verdicts
+    asked = labels.criteria(evaluate_responses.guidelines_model())  # {judge name: the question asked}
     exam = [q.text for q in load_questions()]
-    prepared = None if args.labels.lower() == "none" else labels.read_labels(Path(args.labels), exam)
+    prepared = (
+        None
+        if args.labels.lower() in (TERMINAL, UI, "none")
+        else labels.read_labels(Path(args.labels), exam, list(asked))
+    )
 
     with mlflow.start_run(run_name=f"review-{reviewer}") as run:
         mlflow.set_tag(generation.STEP_TAG, "review")
         cli.log_new_params({**vars(args), "reviewer": reviewer})
+        mlflow.log_param("verdicts_counted", counted or "anyone's latest")
         generation_run = evaluate_responses.find_generation_run(args.generation_run_id, run.info.experiment_id)
         mlflow.set_tag("quiz.reviewed_run_id", generation_run.info.run_id)
         traces = traced_answers(generation_run)
-        source = AssessmentSource(source_type="HUMAN", source_id=reviewer)
 
-        # Your verdicts, each on the answer's trace, beside the judges' (UI: the trace's Assessments)
+        # MLflow's Review page: a Yes/No question per judge (label schemas), the run's answers as a queue
+        schema_ids = labels.ensure_label_schemas(run.info.experiment_id, asked)
+        queue = labels.ensure_review_queue(
+            run.info.experiment_id, labels.queue_name(generation_run), schema_ids, traces["trace_id"]
+        )
+        mlflow.set_tag("quiz.review_queue", queue.name)
+        page = cli.ui_page(f"/experiments/{run.info.experiment_id}/review-queue") + f"&selectedQueueId={queue.queue_id}"
+        print(f"Review page for these {len(traces)} answers (queue {queue.name!r}):\n  {page}")
+
+        # Your verdicts from the terminal or the file, each on the answer's trace, beside the judges'
+        source = AssessmentSource(source_type="HUMAN", source_id=reviewer)
         logged = already = 0
         if prepared is not None:
             unanswered = set(prepared) - set(traces["question"])
             print(f"{len(prepared)} labelled question(s) in {args.labels}; {len(unanswered)} not answered by that run")
-        for answer in traces.itertuples():
-            done = human_verdicts(answer.trace, reviewer)
-            if set(labels.NAMES) <= set(done):
+        for answer in traces.itertuples() if args.labels.lower() != UI else []:
+            done = labels.human_verdicts(answer.trace, asked, reviewer)
+            if set(asked) <= set(done):
                 already += 1
                 continue
-            label = prepared.get(answer.question) if prepared is not None else ask(answer, done)
+            label = prepared.get(answer.question) if prepared is not None else ask(answer, asked, done)
             if label is None:
                 if prepared is None:  # q: stop here; the same command resumes
                     break
@@ -59,24 +84,33 @@ def main() -> None:
                         trace_id=answer.trace_id, name=name, value=value, source=source, rationale=label.comment or None
                     )
                     logged += 1
-        print(f"\n{logged} verdict(s) logged by {reviewer}; {already} answer(s) were reviewed already")
+        print(f"\n{logged} verdict(s) logged by {reviewer}; {already} answer(s) were reviewed by {reviewer} already")
         mlflow.log_metrics({"human_verdicts_logged": logged})
 
-        # Can we trust the judges? Each one against the humans, on the same traces
-        table = labels.agreement_table(pairs(traces.trace_id, reviewer))
-        mlflow.log_text(table.to_csv(index=False), "judge_agreement.csv")
+        # Can we trust the judges? Each one (name and model) against the humans, on the same traces
+        reviewed = [mlflow.get_trace(trace_id) for trace_id in traces["trace_id"]]  # with today's verdicts
+        require_verdicts(reviewed, asked, counted, generation_run, page)
+        table = labels.agreement_table(labels.pairs(reviewed, asked, counted))
+        mlflow.log_text(table.to_csv(index=False), labels.AGREEMENT_ARTIFACT)
+        mlflow.log_param("judge_models", " ".join(sorted(set(table["judge_model"]))) or "none")
         for row in table.itertuples():
             mlflow.log_metrics({f"{row.judge}/agreement": row.agreement, f"{row.judge}/labelled": row.labelled})
             if row.kappa is not None and pd.notna(row.kappa):
                 mlflow.log_metric(f"{row.judge}/kappa", row.kappa)
 
-    print_agreement(table)
-    cli.print_ui_hint(run, "the review run; your feedback is on each trace of the generation run")
+    print_agreement(table, counted)
+    cli.print_ui_hint(run, "the review run; the verdicts are on each trace of the generation run")
     if table.empty:
         cli.print_next(
             "let the judges judge these answers too, then review again to compare",
             f"mlflow run -e evaluate_responses --env-manager=local --experiment-id {run.info.experiment_id} "
             f"{{here}} -P generation_run_id={generation_run.info.run_id}",
+        )
+    else:
+        cli.print_next(
+            "compare prompt templates on the evidence you can now trust",
+            f"mlflow run -e compare --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
+            "-P templates=basic,practical -P max_questions=6",
         )
 
 
@@ -93,8 +127,16 @@ def parse_args(argv: list[str] | None = None):
         default="none",
         help="run whose answers to review; 'none' = the latest finished generation run of this experiment",
     )
-    parser.add_argument("--labels", default="none", help="labels CSV; 'none' = ask in the terminal")
-    parser.add_argument("--reviewer", default="none", help="your name; 'none' = your login name")
+    parser.add_argument(
+        "--labels",
+        default=TERMINAL,
+        help="'terminal' (ask here), 'ui' (ask nothing: label in MLflow's Review page), or a labels CSV",
+    )
+    parser.add_argument(
+        "--reviewer",
+        default="none",
+        help="whose verdicts count, and your name on the ones logged here; 'none' = count anyone's, log as your login",
+    )
     return parser.parse_args(argv)
 
 
@@ -113,20 +155,20 @@ def traced_answers(run) -> pd.DataFrame:
     return table
 
 
-def human_verdicts(trace, reviewer: str) -> dict[str, bool]:
-    """{criterion: verdict} this reviewer already gave on this trace."""
-    return {
-        a.name: a.feedback.value
-        for a in trace.info.assessments
-        if a.feedback is not None
-        and a.source.source_type == "HUMAN"
-        and a.source.source_id == reviewer
-        and a.name in labels.NAMES
-        and a.valid is not False
-    }
+def require_verdicts(traces, asked: dict, counted: str | None, generation_run, page: str) -> None:
+    """A named reviewer with no verdict on any of these answers is a mistake (a misspelt name, or
+    verdicts given in the UI under another name): say so, rather than measure nothing."""
+    if counted is None or any(labels.human_verdicts(trace, asked, counted) for trace in traces):
+        return
+    givers = sorted({a.source.source_id for t in traces for a in labels.human_feedback(t)})
+    raise cli.UserError(
+        f"reviewer {counted!r} has no verdict on the answers of run {generation_run.info.run_id} "
+        f"(verdicts there are by: {', '.join(givers) or 'nobody yet'}). Label them in the Review page ({page}), "
+        "pass one of those names with -P reviewer, or leave -P reviewer out to count anyone's"
+    )
 
 
-def ask(answer, done: dict) -> labels.Label | None:
+def ask(answer, asked: dict[str, str], done: dict) -> labels.Label | None:
     """Show one question and its answer; ask each criterion not judged yet. None = stop (q)."""
     guidelines = load_expectations().get(answer.question, [])
     print("\n" + "=" * 100)
@@ -136,7 +178,7 @@ def ask(answer, done: dict) -> labels.Label | None:
     print(answer.answer)
     print("-" * 100)
     verdicts = {}
-    for name, question in labels.CRITERIA:
+    for name, question in asked.items():
         if name in done:
             continue
         while True:
@@ -161,33 +203,22 @@ def ask(answer, done: dict) -> labels.Label | None:
     return labels.Label(answer.question, verdicts, comment)
 
 
-def pairs(trace_ids, reviewer: str) -> dict[str, list[tuple[bool, bool]]]:
-    """Per judge: (human verdict, judge verdict) on every trace both judged (the judge's latest)."""
-    found: dict[str, list[tuple[bool, bool]]] = {}
-    for trace_id in trace_ids:
-        trace = mlflow.get_trace(trace_id)  # again: it now holds the verdicts just logged
-        human = human_verdicts(trace, reviewer)
-        judged = sorted(
-            (a for a in trace.info.assessments if a.feedback is not None and a.source.source_type == "LLM_JUDGE"),
-            key=lambda a: a.create_time_ms,
-        )
-        latest = {a.name: a.feedback.value for a in judged if a.feedback.error is None}
-        for name in labels.NAMES:
-            if name in human and name in latest:
-                found.setdefault(name, []).append((bool(human[name]), labels.passed(latest[name])))
-    return found
-
-
-def print_agreement(table: pd.DataFrame) -> None:
+def print_agreement(table: pd.DataFrame, counted: str | None) -> None:
     if table.empty:
-        print("\nNo judge has judged these answers yet: nothing to compare your verdicts with.")
+        print("\nNo answer has both a human verdict and a judge's yet: nothing to compare.")
         return
-    print("\nJudges against the human verdicts (judge_agreement.csv on the run):")
-    print(f"  {'judge':30s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}")
+    whose = f"{counted}'s latest verdict" if counted else "the latest human verdict, by anyone,"
+    print(f"\nJudges against the humans ({whose} per answer; judge_agreement.csv on the run):")
+    print(f"  {'judge':30s} {'model':22s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}  trusted by compare?")
     for row in table.itertuples():
         kappa = "n/a" if row.kappa is None or pd.isna(row.kappa) else f"{row.kappa:.2f}"
-        print(f"  {row.judge:30s} {row.labelled:8d} {row.agreement:9.2f} {kappa:>6s}")
-    print("kappa: 1 = agrees as well as possible, 0 = no better than chance; n/a = everyone said the same")
+        ok = row.kappa is not None and pd.notna(row.kappa) and row.kappa >= decision.MIN_KAPPA
+        trusted = "yes" if ok and row.labelled >= decision.MIN_LABELLED else "no"
+        print(f"  {row.judge:30s} {row.judge_model:22s} {row.labelled:8d} {row.agreement:9.2f} {kappa:>6s}  {trusted}")
+    print(
+        "kappa: 1 = agrees as well as possible, 0 = no better than chance; n/a = everyone said the same. "
+        f"compare trusts a judge at kappa >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED} answers."
+    )
 
 
 if __name__ == "__main__":

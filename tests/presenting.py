@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import mlflow
+from mlflow.genai import review_queues
 
 import present as present_py
 from tests import harness
@@ -92,11 +93,15 @@ def assert_every_link_opens_and_names_what_exists(store: harness.Store, links: l
                 assert response.status == 200
             assert page == "http://127.0.0.1:5000"
             route, _, query = route.partition("?")
+            query, _, extra = query.partition("&")
             parts = route.split("/")
             if parts[0] == "experiments":
                 assert query in ("workflowType=machine_learning", "workflowType=genai"), link
                 assert client.get_experiment(parts[1])
-                if parts[2] == "runs":
+                if parts[2] == "review-queue":  # MLflow's Review page, on one queue
+                    queue_id = dict(pair.split("=") for pair in extra.split("&"))["selectedQueueId"]
+                    assert review_queues.get_review_queue(queue_id).experiment_id == parts[1]
+                elif parts[2] == "runs":
                     assert client.get_run(parts[3]).info.experiment_id == parts[1]
                 elif parts[2] == "models":
                     assert client.get_logged_model(parts[3]).experiment_id == parts[1]

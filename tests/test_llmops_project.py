@@ -7,37 +7,33 @@ requests the test server received.
 
 from __future__ import annotations
 
-import csv
 import io
 import shutil
-from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
-from tests import examples
 from tests.fixtures_llm import answer_for
-from tests.harness import REPO_ROOT, run_project, run_script
-
-PROJECT = "llmops_project"
-PROJECT_DIR = REPO_ROOT / PROJECT
-# The project's own modules, as its scripts import them (tests/examples.py: with llmops_project's cli.py)
-cli, evaluate_responses, register_all_prompts, agent_entry_point, search, questions, dataset, decision, labels = (
-    examples.load(
-        PROJECT,
-        "cli",
-        "evaluate_responses",
-        "register_all_prompts",
-        "generate_answers_with_agent",
-        "quiz.search",
-        "quiz.questions",
-        "quiz.dataset",
-        "quiz.decision",
-        "quiz.labels",
-    )
+from tests.harness import run_project, run_script
+from tests.llmops import (
+    PROJECT,
+    PROJECT_DIR,
+    agent_entry_point,
+    answers_csv,
+    assert_totals_match_traces,
+    cli,
+    dataset,
+    error_lines,
+    evaluate_responses,
+    load_expectations,
+    load_questions,
+    project_questions,
+    register_all_prompts,
+    register_prompts_in_process,
+    search,
+    traces_of,
 )
-load_expectations, load_questions = questions.load_expectations, questions.load_questions
 
 SCORER_NAMES = [s.name for s in evaluate_responses.guidelines_model()]
 ALIAS = register_all_prompts.ALIAS
@@ -53,47 +49,6 @@ THE_TALKS_QUESTIONS = [
     ("Commonsense", "What makes software development costs rise?", "1"),
     ("Commonsense", "What may delay software development?", "1"),
 ]
-
-
-def project_questions() -> list[dict]:
-    with (PROJECT_DIR / "questions.csv").open(newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
-
-
-def register_prompts_in_process() -> None:
-    """Register the prompts without a subprocess (the entry point has its own smoke test)."""
-    for path in sorted((PROJECT_DIR / "prompts").glob("*.txt")):
-        register_all_prompts.register(path.stem, path.read_text(encoding="utf-8"))
-
-
-def answers_csv(store, run) -> pd.DataFrame:
-    text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/answers.csv")
-    return pd.read_csv(io.StringIO(text), keep_default_na=False)
-
-
-def traces_of(run) -> list:
-    return mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id, return_type="list")
-
-
-def error_lines(result) -> list[str]:
-    return [line for line in result.output.splitlines() if line.startswith("error: ")]
-
-
-def assert_totals_match_traces(run, traces) -> None:
-    """The run's token, cost and latency figures are those of its traces (what the UI shows)."""
-    metrics = run.data.metrics
-    usage = [t.info.token_usage or {} for t in traces]
-    assert metrics["prompt_tokens"] == sum(u.get("input_tokens", 0) for u in usage) > 0
-    assert metrics["completion_tokens"] == sum(u.get("output_tokens", 0) for u in usage) > 0
-    assert metrics["total_tokens"] == sum(u.get("total_tokens", 0) for u in usage)
-    durations = sorted(t.info.execution_time_ms / 1000 for t in traces)
-    assert metrics["latency_p50_seconds"] == pytest.approx(durations[(len(durations) + 1) // 2 - 1])
-    assert metrics["latency_p95_seconds"] == pytest.approx(durations[-1])
-    costs = [t.info.cost["total_cost"] for t in traces if t.info.cost]
-    if costs:  # MLflow prices the model (its catalog knows the OpenAI models)
-        assert metrics["cost_usd"] == pytest.approx(sum(costs))
-    else:
-        assert "cost_usd" not in metrics
 
 
 # --- content ------------------------------------------------------------------------------------
@@ -436,259 +391,3 @@ def test_malformed_questions_csv_stops_before_generation(mlflow_store, llm_serve
     assert "Fix questions.csv" in line
     assert result.runs == []
     assert not llm_server.chat_requests()
-
-
-# --- compare: prompts and models, a winner only when clearly better -----------------------------
-
-BASIC_PROMPT = "Be concise but comprehensive."  # text of prompts/basic.txt only
-PRACTICAL_PROMPT = "Provide an answer that:"  # text of prompts/practical.txt only
-
-
-def candidate(scores: list[float], template: str = "t", failed=(), judge_errors: int = 0) -> decision.Candidate:
-    series = pd.Series(scores, index=range(1, len(scores) + 1), dtype=float)
-    return decision.Candidate(template, "m", series, failed_questions=list(failed), judge_errors=judge_errors)
-
-
-def test_decision_rule_needs_a_margin_a_sign_test_and_no_failures():
-    assert decision.sign_test(6, 0) == pytest.approx(1 / 64)
-    assert decision.sign_test(4, 0) == pytest.approx(1 / 16)
-    assert decision.sign_test(5, 1) == pytest.approx(7 / 64)
-    six_better = decision.decide([candidate([1] * 6, "a"), candidate([0.5] * 6, "b")])
-    assert six_better.winner.template == "a"
-    assert "p = 0.016" in six_better.reason
-    # A tie, four questions only, a mixed record: no winner, and the reason says why.
-    tie = decision.decide([candidate([1, 0, 1, 1, 0, 1], "a"), candidate([1, 0, 1, 1, 0, 1], "b")])
-    assert tie.winner is None
-    assert tie.reason.startswith("a @ m is tied with b @ m (needs")
-    close = decision.decide([candidate([1, 0, 1, 1, 0, 1], "a"), candidate([1, 0, 1, 1, 0, 0.9], "b")])
-    assert close.reason.startswith("a @ m is only +0.02 ahead of b @ m (needs")
-    few = decision.decide([candidate([1] * 4, "a"), candidate([0] * 4, "b")])
-    assert few.winner is None
-    assert "p = 0.062" in few.reason
-    assert "compare on more" in few.reason
-    mixed = decision.decide([candidate([1, 1, 1, 1, 1, 0, 1], "a"), candidate([0, 0, 0, 0, 0, 1, 0], "b")])
-    assert mixed.winner is None  # 6 better, 1 worse: p = 0.0625
-    # The best score with a failed question or a judge error cannot win.
-    failed = decision.decide([candidate([1] * 5 + [0], "a", failed=[6]), candidate([0.2] * 6, "b")])
-    assert failed.winner is None
-    assert "failed questions [6]" in failed.reason
-    erred = decision.decide([candidate([1] * 6, "a", judge_errors=1), candidate([0.2] * 6, "b")])
-    assert erred.winner is None
-    assert "1 judge error" in erred.reason
-    # Three candidates: the leader must beat every one of them.
-    close = decision.decide([candidate([1] * 6, "a"), candidate([0] * 6, "b"), candidate([1] * 5 + [0.9], "c")])
-    assert close.winner is None
-    assert "c @ m" in close.reason
-
-
-@pytest.mark.entry_point("llmops_project", "compare")
-def test_compare_picks_the_template_the_server_makes_best(mlflow_store, llm_server):
-    register_prompts_in_process()
-    llm_server.prompt_answers = {BASIC_PROMPT: "{answer} (unsure)"}
-    llm_server.judge_no = ["(unsure)"]  # every judge rejects basic's answers
-    result = run_project(
-        mlflow_store,
-        PROJECT,
-        "compare",
-        {"templates": "basic,practical", "max_questions": 6, "concurrency": 3},
-        experiment_name="compare-test",
-    )
-    parent = result.run
-    assert parent.info.status == "FINISHED"
-    assert parent.data.tags["decision"] == "winner: practical @ gpt-4.1-mini"
-    assert parent.data.tags["winner"] == "practical @ gpt-4.1-mini"
-    assert "sign test p = 0.016" in parent.data.tags["decision_reason"]
-    children = {r.info.run_name: r for r in result.children_of(parent)}
-    assert set(children) == {"basic-gpt-4.1-mini", "practical-gpt-4.1-mini"}
-    # Same questions, same judges, same temperature and seed for both.
-    plain = llm_server.chat_requests("plain")
-    assert len(plain) == 2 * 6
-    assert {(r["temperature"], r["seed"]) for r in plain} == {(0.7, 42)}
-    assert len(llm_server.chat_requests("judge")) == 2 * 6 * 5
-    for child in children.values():
-        assert child.info.status == "FINISHED"
-        metrics = child.data.metrics
-        assert (metrics["successful"], metrics["judge_calls"], metrics["judge_errors"]) == (6, 30, 0)
-        assert_totals_match_traces(child, traces_of(child))
-        assert child.data.params["dataset_version"] == "1"
-    assert children["practical-gpt-4.1-mini"].data.metrics["overall_score"] == 1.0
-    assert children["basic-gpt-4.1-mini"].data.metrics["overall_score"] == pytest.approx(2 / 7)  # the code scorers
-
-    table = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/comparison.csv")))
-    assert table["template"].tolist() == ["practical", "basic"]
-    assert table["correctness/mean"].tolist() == [1.0, 0.0]
-    for column in ("total_tokens", "latency_p50_seconds", "latency_p95_seconds", "failed_questions"):
-        assert column in table
-    artifacts = {f.path for f in mlflow_store.client.list_artifacts(parent.info.run_id)}
-    assert {"comparison.csv", "comparison.png"} <= artifacts
-
-    # Each candidate is an app version (LoggedModel) that its traces link to; the winner is tagged.
-    models = {
-        m.name: m for m in mlflow.search_logged_models(experiment_ids=[parent.info.experiment_id], output_format="list")
-    }
-    assert set(models) == {"quiz-basic-v1-gpt-4_1-mini", "quiz-practical-v1-gpt-4_1-mini"}
-    winner = models["quiz-practical-v1-gpt-4_1-mini"]
-    assert winner.tags["quiz.decision"] == "winner"
-    assert models["quiz-basic-v1-gpt-4_1-mini"].tags["quiz.decision"] == "compared"
-    linked = mlflow.search_traces(locations=[parent.info.experiment_id], model_id=winner.model_id, return_type="list")
-    answers = answers_csv(mlflow_store, children["practical-gpt-4.1-mini"])
-    assert set(answers["trace_id"]) <= {t.info.trace_id for t in linked}
-    # The winning prompt version gets @champion, explicitly; the next command reviews its answers.
-    assert mlflow_store.client.get_prompt_version_by_alias("practical", "champion").version == 1
-    assert "@champion is now practical v1 (was none)" in result.stdout
-    assert f"generation_run_id={children['practical-gpt-4.1-mini'].info.run_id}" in result.stdout
-    assert "--experiment-id" in result.stdout
-    assert "-e review" in result.stdout
-
-
-def test_compare_never_picks_a_candidate_with_a_failed_question(mlflow_store, llm_server):
-    register_prompts_in_process()
-    question = project_questions()[1]["Question"]
-    llm_server.prompt_answers = {BASIC_PROMPT: "{answer} (unsure)"}
-    llm_server.judge_no = ["(unsure)"]
-    llm_server.fail_prompts = [f"{question}\n\nDifficulty: 1/4\n\n{PRACTICAL_PROMPT}"]  # practical, question 2
-    result = run_script(
-        mlflow_store,
-        f"{PROJECT}/compare.py",
-        *("--templates", "basic,practical", "--max-questions", "6"),
-    )
-    parent = result.run
-    assert parent.info.status == "FINISHED"
-    assert parent.data.tags["decision"] == "no clear winner"
-    assert "practical @ gpt-4.1-mini, has failed questions [2]: it cannot win" in parent.data.tags["decision_reason"]
-    assert "winner" not in parent.data.tags
-    assert mlflow.genai.load_prompt("prompts:/practical@champion", allow_missing=True, cache_ttl_seconds=0) is None
-    assert "@champion unchanged (no clear winner)" in result.stdout
-
-
-def test_compare_bad_input_is_one_line_and_no_run_left_running(mlflow_store, llm_server):
-    register_prompts_in_process()
-    unknown = run_script(mlflow_store, f"{PROJECT}/compare.py", "--templates", "basic,poetic", expect_success=False)
-    [line] = error_lines(unknown)
-    assert line.startswith("error: argument --templates: unknown name 'poetic' in 'basic,poetic' (choose from ")
-    assert unknown.runs == []
-    # No answer at all (provider unreachable): the candidate's run and the comparison end FAILED.
-    env = {"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
-    down = run_script(
-        mlflow_store,
-        f"{PROJECT}/compare.py",
-        *("--templates", "basic", "--max-questions", "1"),
-        env=env,
-        expect_success=False,
-    )
-    [line] = error_lines(down)
-    assert "no question was answered" in line
-    assert {r.info.status for r in down.runs} == {"FAILED"}
-    assert len(down.runs) == 2
-
-
-# --- review: human feedback, and the judges measured against it ----------------------------------
-
-
-def write_labels(path: Path, rows: list[dict]) -> Path:
-    columns = ["question", *labels.NAMES, "comment"]
-    with path.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def human_feedback(trace_id: str) -> list:
-    trace = mlflow.get_trace(trace_id)
-    return [a for a in trace.info.assessments if a.feedback is not None and a.source.source_type == "HUMAN"]
-
-
-def test_example_labels_file_names_questions_of_the_exam():
-    exam = [q.text for q in load_questions()]
-    example = labels.read_labels(PROJECT_DIR / "review_labels.example.csv", exam)
-    assert list(example) == exam[: len(example)]  # the first questions, as the offline demo answers them
-    assert all(set(label.verdicts) == set(labels.NAMES) for label in example.values())
-
-
-@pytest.mark.entry_point("llmops_project", "review")
-def test_review_logs_human_feedback_once_and_measures_the_judges(mlflow_store, llm_server, tmp_path):
-    register_prompts_in_process()
-    questions = [r["Question"] for r in project_questions()[:4]]
-    llm_server.answers = {questions[3]: "A short answer, marked (unsure), that every judge rejects outright."}
-    llm_server.judge_no = ["(unsure)"]
-    experiment = {"experiment_name": "review-test"}
-    # The answers and the judges' verdicts, by the scripts themselves (their `mlflow run` is tested above).
-    in_experiment = {"MLFLOW_EXPERIMENT_NAME": "review-test"}
-    generated = run_script(mlflow_store, f"{PROJECT}/generate_answers.py", "--max-questions", "4", env=in_experiment)
-    run_id = generated.run.info.run_id
-    run_script(mlflow_store, f"{PROJECT}/evaluate_responses.py", "--generation-run-id", run_id, env=in_experiment)
-
-    # Hand-computed: the judges say yes, yes, yes, no. The human says correctness yes, no, yes, no
-    # (agreement 3/4; chance 1/2 * 3/4 + 1/2 * 1/4 = 1/2, kappa (3/4 - 1/2) / (1 - 1/2) = 1/2) and
-    # english yes x4 (agreement 3/4; chance 3/4, kappa 0). Other criteria left empty: not measured.
-    human = [("yes", "yes"), ("no", "yes"), ("yes", "yes"), ("no", "yes")]
-    rows = [
-        {"question": q, "correctness": c, "english": e, "comment": "checked by hand" if i == 0 else ""}
-        for i, (q, (c, e)) in enumerate(zip(questions, human, strict=True))
-    ]
-    path = write_labels(tmp_path / "labels.csv", rows)
-    params = {"generation_run_id": run_id, "labels": str(path), "reviewer": "ada"}
-    first = run_project(mlflow_store, PROJECT, "review", params, **experiment)
-    review = first.run
-    assert review.info.status == "FINISHED"
-    metrics = review.data.metrics
-    assert metrics["human_verdicts_logged"] == 8
-    assert metrics["correctness/agreement"] == pytest.approx(0.75)
-    assert metrics["correctness/kappa"] == pytest.approx(0.5)
-    assert metrics["english/agreement"] == pytest.approx(0.75)
-    assert metrics["english/kappa"] == pytest.approx(0.0)
-    assert metrics["correctness/labelled"] == 4
-    assert not any(name.startswith("relevance_to_query/") for name in metrics)
-    table = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{review.info.run_id}/judge_agreement.csv")))
-    assert table.set_index("judge").loc["correctness", "human_yes"] == 2
-
-    answers = answers_csv(mlflow_store, generated.run)
-    first_feedback = human_feedback(answers["trace_id"][0])
-    assert {(a.name, a.feedback.value, a.source.source_id) for a in first_feedback} == {
-        ("correctness", True, "ada"),
-        ("english", True, "ada"),
-    }
-    assert {a.rationale for a in first_feedback} == {"checked by hand"}
-    assert [a.feedback.value for a in human_feedback(answers["trace_id"][1]) if a.name == "correctness"] == [False]
-
-    # Again (a resumed review, by the script itself): nothing logged twice, the same figures.
-    again = run_script(mlflow_store, f"{PROJECT}/review.py", params=params, env=in_experiment)
-    assert again.run.data.metrics["human_verdicts_logged"] == 0
-    assert again.run.data.metrics["correctness/kappa"] == pytest.approx(0.5)
-    assert sum(len(human_feedback(t)) for t in answers["trace_id"]) == 8
-
-
-def test_review_bad_input_is_one_line_and_no_run_left_running(mlflow_store, tmp_path):
-    exam = [r["Question"] for r in project_questions()]
-    review = f"{PROJECT}/review.py"
-    unknown = write_labels(tmp_path / "unknown.csv", [{"question": "What is love?", "correctness": "yes"}])
-    result = run_script(mlflow_store, review, "--labels", str(unknown), expect_success=False)
-    [line] = error_lines(result)
-    assert "unknown.csv line 2: 'What is love?' is not a question of questions.csv" in line
-    assert result.runs == []
-    invalid = write_labels(tmp_path / "invalid.csv", [{"question": exam[0], "english": "maybe"}])
-    result = run_script(mlflow_store, review, "--labels", str(invalid), expect_success=False)
-    [line] = error_lines(result)
-    assert "invalid.csv line 2: english = 'maybe' is not yes or no" in line
-    assert result.runs == []
-
-    # A run whose answers have no traces: nothing to review, the review run ends FAILED.
-    mlflow.set_experiment("no-traces")
-    with mlflow.start_run() as untraced:
-        mlflow.set_tag("quiz.step", "generation")
-        mlflow.log_text("number,question,status,answer,trace_id\n1,What is X?,ok,An answer,\n", "answers.csv")
-    result = run_script(mlflow_store, review, "--generation-run-id", untraced.info.run_id, expect_success=False)
-    [line] = error_lines(result)
-    assert f"run {untraced.info.run_id} has no traced answer to review" in line
-    assert [r.info.status for r in result.runs] == ["FAILED"]
-
-
-def test_the_comparison_table_counts_unknown_and_unanswered_as_not_passed():
-    """The table's pass rates count as the rule does; MLflow's own mean would leave "unknown" out
-    (NaN for a judge that never said yes or no, as the offline model's can)."""
-    results = pd.DataFrame(
-        {"number": [1, 2, 3], "english/value": ["yes", "unknown", "no"], "correctness/value": ["unknown"] * 3}
-    )
-    rates = decision.pass_rates(results, ["english", "correctness"], [1, 2, 3, 4])
-    assert rates == {"english/mean": 0.25, "correctness/mean": 0.0}

@@ -212,7 +212,11 @@ def test_the_installed_llama_cpp_holds_no_amx_and_nothing_beyond_its_portable_bu
     libraries = installed_libraries()
     version, wheel = install.installed_from()
     assert wheel is not None, "llama-cpp-python was built by pip (natively), not by install.py: make local-llm-install"
-    build = wheel.parent.name.split(f"{install.PACKAGE}-{version}-")[1].rsplit("-", 1)[0]
+    kept = install.cache_dir() / "wheels"
+    assert kept in wheel.parents, (
+        f"llama-cpp-python was installed from {wheel}, not by install.py: make local-llm-install"
+    )
+    build = wheel.parent.name.removeprefix(f"{install.PACKAGE}-{version}-").rsplit("-", 1)[0]
     assert any("ggml-cpu" in p.name for p in libraries), libraries
     for library in libraries:
         text = subprocess.run(

@@ -1,4 +1,4 @@
-"""present.py's LLM steps (register the prompts, generate, evaluate, compare, review, the agent),
+"""present.py's LLM steps (register the prompts, generate, evaluate, review, compare, the agent),
 straight through on a temporary store, against the repository's OpenAI-compatible test server.
 test_present.py and test_present_census.py walk the other parts, on other pytest workers."""
 
@@ -39,6 +39,13 @@ def test_the_llm_half_runs_every_step_against_the_provider_the_environment_gives
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert {"compare", "evaluate", "review-instructor"} <= {r.info.run_name for r in runs}
     assert module_store.client.get_prompt_version_by_alias("basic", "production")
+    # review measured the judges first (4 labelled answers: too few to trust any), then compare decided
+    # on the code scorers: the 8-token budget cuts every answer short of enough_words' 10 words.
+    [compare] = [r for r in runs if r.info.run_name == "compare"]
+    assert compare.data.tags["decision"] == "winner: basic @ gpt-4.1-mini (500 tokens)"
+    assert compare.data.params["trusted_scorers"] == "enough_words not_too_many_words"
+    assert compare.data.tags["set_aside.correctness"].startswith("kappa ")  # measured by the walk's review
+    assert module_store.client.get_prompt_version_by_alias("basic", "champion").version == 1
     assert len(llm.chat_requests("judge")) > 0  # the LLM steps went to the provider the environment gave
     # The provider was given, not started: no export line for an offline model is shown.
     assert not re.search(r"^\$ export OPENAI_BASE_URL=", done.stdout, flags=re.MULTILINE)

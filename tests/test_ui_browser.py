@@ -29,8 +29,8 @@ from playwright.sync_api import expect
 
 from docs import ui_tour
 from tests.harness import REPO_ROOT, run_script
+from tests.llmops import register_prompts_in_process
 from tests.test_census_project import train_directly
-from tests.test_llmops_project import register_prompts_in_process
 
 pytestmark = pytest.mark.browser
 
@@ -253,3 +253,48 @@ def test_the_ui_shows_what_the_examples_logged(mlflow_store, llm_server, browser
         checks.check("llmops-traces", genai, one_trace_per_question, generation, traces, questions)
         checks.check("llmops-assessments", genai, trace_shows_its_assessments, assessed[0])
     assert not checks.failures, "The MLflow UI does not show what the store holds:\n" + "\n".join(checks.failures)
+
+
+def answer_in_the_review_page(ui, page: str, question: str, answer: str) -> None:
+    """Open the review queue (the link review printed), start the review, answer ``question`` of the
+    first answer with ``answer`` (Yes/No) and submit, as a reviewer does."""
+    ui.page.goto(page)
+    ui.page.get_by_role("button", name="Start review").first.click()
+    block = ui.page.locator(f"div:has(> span:text-is('{question}'))").first
+    block.locator(f"[role=radiogroup] label[title='{answer}']").click()
+    ui.page.locator("[data-component-id='mlflow.experiment-review-queue.focused-review.complete']").click()
+    expect(ui.page.get_by_text("1 of ", exact=False).first).to_be_visible()  # "1 of N reviewed"
+
+
+def test_a_verdict_given_in_the_review_page_counts_in_reviews_agreement(browser, mlflow_store, llm_server, tmp_path):
+    """review sets up the Review page (a Yes/No question per judge, a queue of the run's answers); a
+    reviewer answers one question there, in a fresh browser; the next review counts that answer."""
+    register_prompts_in_process()
+    where = {"MLFLOW_EXPERIMENT_NAME": LLM_EXPERIMENT}
+    generation = run_script(mlflow_store, "llmops_project/generate_answers.py", "--max-questions", "2", env=where).run
+    run_id = generation.info.run_id
+    run_script(mlflow_store, "llmops_project/evaluate_responses.py", "--generation-run-id", run_id, env=where)
+    params = {"generation_run_id": run_id, "labels": "ui"}
+    before = run_script(mlflow_store, "llmops_project/review.py", params=params, env=where)
+    assert before.run.data.metrics["human_verdicts_logged"] == 0
+    printed = next(line.strip() for line in before.stdout.splitlines() if "/review-queue?" in line)
+    assert printed.startswith(f"{PRINTED_UI}/#/experiments/{generation.info.experiment_id}/review-queue?")
+
+    with ui_tour.mlflow_ui() as url:  # on the store in use: mlflow_store
+        checks = UiChecks(browser, url, tmp_path / "screenshots")
+        page = printed.replace(PRINTED_UI, url)
+        checks.check("review-page", ui_tour.GENAI, answer_in_the_review_page, page, "correctness", "No")
+    assert not checks.failures, "The Review page did not take the answer:\n" + "\n".join(checks.failures)
+
+    given = [
+        a
+        for t in ui_tour.traces_of_store(mlflow_store.client)
+        for a in t.info.assessments
+        if a.source.source_type == "HUMAN" and a.name == "correctness"
+    ]
+    assert [(a.feedback.value, a.source.source_id) for a in given] == [(False, "default")]  # the UI's user, no login
+    after = run_script(mlflow_store, "llmops_project/review.py", params=params, env=where).run
+    assert after.data.metrics["correctness/labelled"] == 1  # the Review page's answer, against the judge's yes
+    assert after.data.metrics["correctness/agreement"] == 0.0
+    table = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{after.info.run_id}/judge_agreement.csv")))
+    assert table.set_index("judge").loc["correctness", "human_yes"] == 0

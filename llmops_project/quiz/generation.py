@@ -88,6 +88,27 @@ def user_message(prompt, question: Question) -> str:
     return prompt.format(category=question.category, question=question.text, weight=question.weight)
 
 
+def chat_answerer(client, system, prompt, model: str, temperature: float, max_tokens: int, seed: int | None = None):
+    """The answer function of compare and optimize (and optimize's predict_fn): one chat completion per
+    question with the system prompt and ``prompt`` filled in, as generate_answers.py does, plus a
+    seed, so that candidates differ by what they are, not by the sampler's luck."""
+
+    def answer(question: Question) -> Reply:
+        response = client.chat.completions.create(
+            model=model,
+            messages=[
+                {"role": "system", "content": system.template},
+                {"role": "user", "content": user_message(prompt, question)},
+            ],
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+        )
+        return Reply.from_chat_completion(response)
+
+    return answer
+
+
 def answer_all(questions: list[Question], answer: Callable[[Question], Reply], concurrency: int) -> pd.DataFrame:
     """Answer every question with ``answer``; one row per question, in question order. The loop's
     wall time is kept in ``table.attrs["wall_seconds"]``."""
@@ -205,6 +226,19 @@ def summarize(answers: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
+def require_some_answers(answers: pd.DataFrame) -> None:
+    """No answer at all is a provider problem, not a result: stop (the run ends FAILED). A failure
+    because the offline model server crashed says so."""
+    failed = answers[answers["status"] == "failed"]
+    if len(failed):
+        provider.stop_if_crashed()
+    if len(failed) == len(answers):
+        raise cli.UserError(
+            f"no question was answered ({len(failed)} failed; first error: {failed['error'].iloc[0]}). "
+            "Check that the provider is running and reachable (OPENAI_BASE_URL), the key and the model name"
+        )
+
+
 def report(answers: pd.DataFrame, max_failure_rate: float) -> None:
     """Print how it went; fail the run when no question, or too many, were answered."""
     mlflow.flush_trace_async_logging()  # every trace stored before the run ends, failed or not
@@ -212,13 +246,7 @@ def report(answers: pd.DataFrame, max_failure_rate: float) -> None:
     print(f"Answered {len(answers) - len(failed)}/{len(answers)} questions; {ANSWERS_ARTIFACT} logged.")
     if len(failed):
         print(f"{len(failed)} question(s) failed, first error: {failed['error'].iloc[0]}")
-    if len(failed):
-        provider.stop_if_crashed()
-    if len(failed) == len(answers):
-        raise cli.UserError(
-            f"no question was answered ({len(failed)} failed; first error: {failed['error'].iloc[0]}). "
-            "Check that the provider is running and reachable (OPENAI_BASE_URL) and the key is valid"
-        )
+    require_some_answers(answers)
     if len(failed) / len(answers) > max_failure_rate:
         raise cli.UserError(
             f"{len(failed)} of {len(answers)} questions failed, more than max_failure_rate={max_failure_rate}. "

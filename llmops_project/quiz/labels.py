@@ -1,8 +1,10 @@
-"""Human labels for ``review``: the criteria a person judges, the labels file, and how well each
-judge agrees with the humans (share agreeing and Cohen's kappa).
+"""Human labels for ``review``: what a person is asked about each answer, where the answers come
+from (MLflow's Review page, the trace's Add feedback, the terminal or a labels file), and how well
+each judge agrees with the humans (share agreeing and Cohen's kappa).
 
-The criteria carry the names of the LLM judges of evaluate_responses.py, so that a trace holds,
-for each criterion, the judge's verdict (source LLM_JUDGE) beside the human one (source HUMAN).
+The criteria are the judges of evaluate_responses.py (whatever is a ``Judge`` there), under the
+judges' own names: a trace then holds, for each criterion, the judge's verdict (source LLM_JUDGE,
+its model as source id) beside the human one (source HUMAN, the reviewer as source id).
 
 Labels file (CSV, one row per question, ``review_labels.example.csv``)::
 
@@ -11,28 +13,50 @@ Labels file (CSV, one row per question, ``review_labels.example.csv``)::
 
 ``question`` is the exact text of questions.csv; a verdict is yes or no (also y/n, true/false,
 pass/fail), or empty for "not judged"; ``comment`` is optional.
+
+In MLflow's Review page (MLflow 3.14+, UI: the experiment's Review), each criterion is a *label
+schema* of the experiment (its name, its question as the instruction, a Yes/No input), and the
+answers of a generation run are a *review queue*. An answer given there is the same assessment as
+one logged by ``review``: name = the criterion, value True/False, source HUMAN (the UI's user;
+"default" on a server without login).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 
 from cli import UserError
+from quiz.decision import Measurement, is_judge, passed
 
-# (name, what the reviewer is asked): the judges' names, in the order they are asked
-CRITERIA = [
-    ("correctness", "Is it correct, by the question's criteria (shown above)?"),
-    ("relevance_to_query", "Does it answer the question asked?"),
-    ("software_engineering_related", "Does it put the question in the context of software engineering?"),
-    ("reference_to_definition", "Does it reference or quote relevant definitions?"),
-    ("english", "Is it in English?"),
-]
-NAMES = [name for name, _ in CRITERIA]
+# What a reviewer is asked, per judge of the talk; another judge is asked about its own guidelines.
+QUESTIONS = {
+    "correctness": "Is it correct, by the question's criteria (shown above)?",
+    "relevance_to_query": "Does it answer the question asked?",
+    "software_engineering_related": "Does it put the question in the context of software engineering?",
+    "reference_to_definition": "Does it reference or quote relevant definitions?",
+    "english": "Is it in English?",
+}
 YES, NO = {"yes", "y", "true", "pass", "1"}, {"no", "n", "false", "fail", "0"}
+REVIEW_STEP = "review"  # the quiz.step tag of review runs (generation.STEP_TAG)
+AGREEMENT_ARTIFACT = "judge_agreement.csv"
+
+
+def criteria(scorers) -> dict[str, str]:
+    """{judge name: the question a reviewer is asked} for every judge among ``scorers``, in their order."""
+    found = {}
+    for scorer in scorers:
+        if is_judge(scorer):
+            guidelines = getattr(scorer, "guidelines", None)
+            asked = " ".join(guidelines) if isinstance(guidelines, list) else guidelines
+            found[scorer.name] = QUESTIONS.get(scorer.name) or f"{asked or scorer.name}: does the answer pass?"
+    return found
 
 
 def verdict(text: str) -> bool | None:
@@ -52,17 +76,18 @@ class Label:
     comment: str = ""
 
 
-def read_labels(path: Path, questions: list[str]) -> dict[str, Label]:
-    """{question text: Label} from a labels CSV, every cell checked before anything is logged."""
-    example = f"question,{','.join(NAMES)},comment"
+def read_labels(path: Path, questions: list[str], names: list[str]) -> dict[str, Label]:
+    """{question text: Label} from a labels CSV with columns for the criteria ``names``, every cell
+    checked before anything is logged."""
+    example = f"question,{','.join(names)},comment"
     fix = f"Fix {path.name} (header {example}; verdicts yes or no, or empty)"
     if not path.is_file():
         raise UserError(f"labels file {path} does not exist. Pass a CSV such as -P labels=review_labels.example.csv")
     with path.open(newline="", encoding="utf-8") as file:
         reader = csv.DictReader(file)
         columns = reader.fieldnames or []
-        unknown = [c for c in columns if c not in ("question", "comment", *NAMES)]
-        if "question" not in columns or unknown or not set(NAMES) & set(columns):
+        unknown = [c for c in columns if c not in ("question", "comment", *names)]
+        if "question" not in columns or unknown or not set(names) & set(columns):
             raise UserError(
                 f"{path.name}: header is {','.join(columns)}, unexpected {unknown or 'missing columns'}. {fix}"
             )
@@ -74,7 +99,7 @@ def read_labels(path: Path, questions: list[str]) -> dict[str, Label]:
             if question in labels:
                 raise UserError(f"{path.name} line {line}: {question!r} is labelled twice. {fix}")
             verdicts = {}
-            for name in NAMES:
+            for name in names:
                 try:
                     value = verdict(row.get(name) or "")
                 except ValueError:
@@ -87,9 +112,54 @@ def read_labels(path: Path, questions: list[str]) -> dict[str, Label]:
     return labels
 
 
-def passed(value) -> bool:
-    """A judge's verdict as yes/no: "yes" or True passes; "no", "unknown" or missing do not."""
-    return str(value).strip().lower() in ("yes", "true")
+# --- verdicts on a trace -------------------------------------------------------------------------------
+
+
+def _feedback(trace, source_type: str):
+    """The trace's valid feedback of that source, oldest first."""
+    found = [
+        a
+        for a in trace.info.assessments
+        if a.feedback is not None and a.source.source_type == source_type and a.valid is not False
+    ]
+    return sorted(found, key=lambda a: a.create_time_ms or 0)
+
+
+def human_feedback(trace) -> list:
+    """The trace's valid human verdicts (feedback, not the expectations judges are given), oldest first."""
+    return _feedback(trace, "HUMAN")
+
+
+def human_verdicts(trace, names, reviewer: str | None = None) -> dict[str, bool]:
+    """{criterion: verdict}: per criterion of ``names``, the latest HUMAN verdict on this trace from
+    ``reviewer``, or from anyone when ``reviewer`` is None (the Review page, Add feedback, the
+    terminal and the labels file all log the same kind of assessment)."""
+    latest = {}
+    for a in human_feedback(trace):
+        if a.name in names and (reviewer is None or a.source.source_id == reviewer) and a.feedback.error is None:
+            latest[a.name] = passed(a.feedback.value)
+    return latest
+
+
+def judge_verdicts(trace, names) -> dict[tuple[str, str], bool]:
+    """{(judge, judge model): verdict}: each judge's latest verdict on this trace, errors left out."""
+    latest = {}
+    for a in _feedback(trace, "LLM_JUDGE"):
+        if a.name in names and a.feedback.error is None:
+            latest[(a.name, a.source.source_id)] = passed(a.feedback.value)
+    return latest
+
+
+def pairs(traces, names, reviewer: str | None = None) -> dict[tuple[str, str], list[tuple[bool, bool]]]:
+    """Per (judge, judge model): (human verdict, judge verdict) on every trace both judged: one pair
+    per trace and judge, each the latest (see ``human_verdicts``)."""
+    found: dict[tuple[str, str], list[tuple[bool, bool]]] = {}
+    for trace in traces:
+        human = human_verdicts(trace, names, reviewer)
+        for (name, model), judged in judge_verdicts(trace, names).items():
+            if name in human:
+                found.setdefault((name, model), []).append((human[name], judged))
+    return found
 
 
 def kappa(human: list[bool], judge: list[bool]) -> float | None:
@@ -102,15 +172,19 @@ def kappa(human: list[bool], judge: list[bool]) -> float | None:
     return None if chance == 1 else (observed - chance) / (1 - chance)
 
 
-def agreement_table(pairs: dict[str, list[tuple[bool, bool]]]) -> pd.DataFrame:
-    """One row per judge: items both judged, share agreeing, Cohen's kappa, and the counts of
-    yes from the humans and from the judge."""
+COLUMNS = ["judge", "judge_model", "labelled", "agreement", "kappa", "human_yes", "judge_yes"]
+
+
+def agreement_table(pairs: dict[tuple[str, str], list[tuple[bool, bool]]]) -> pd.DataFrame:
+    """One row per (judge, judge model): items both judged, share agreeing, Cohen's kappa, and the
+    counts of yes from the humans and from the judge."""
     rows = []
-    for name, both in pairs.items():
+    for (name, model), both in pairs.items():
         human, judge = [h for h, _ in both], [j for _, j in both]
         rows.append(
             {
                 "judge": name,
+                "judge_model": model,
                 "labelled": len(both),
                 "agreement": sum(h == j for h, j in both) / len(both),
                 "kappa": kappa(human, judge),
@@ -118,4 +192,88 @@ def agreement_table(pairs: dict[str, list[tuple[bool, bool]]]) -> pd.DataFrame:
                 "judge_yes": sum(judge),
             }
         )
-    return pd.DataFrame(rows, columns=["judge", "labelled", "agreement", "kappa", "human_yes", "judge_yes"])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def measurements(experiment_id: str) -> dict[tuple[str, str], Measurement]:
+    """The latest measurement of each (judge, judge model) in the experiment: from the review runs'
+    judge_agreement.csv, newest run first (what ``compare`` trusts or sets aside)."""
+    runs = mlflow.search_runs(
+        [experiment_id],
+        f"tags.`quiz.step` = '{REVIEW_STEP}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    found: dict[tuple[str, str], Measurement] = {}
+    for run in runs:
+        try:
+            text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{AGREEMENT_ARTIFACT}")
+        except Exception:  # a review that measured nothing logs an empty table; an old one may have none
+            continue
+        table = pd.read_csv(io.StringIO(text))
+        if "judge_model" not in table:
+            continue  # written before judges were told apart by model: not evidence for any model
+        for row in table.itertuples():
+            key = (row.judge, row.judge_model)
+            if key not in found:
+                kappa_value = None if pd.isna(row.kappa) else float(row.kappa)
+                found[key] = Measurement(
+                    row.judge, row.judge_model, int(row.labelled), float(row.agreement), kappa_value, run.info.run_id
+                )
+    return found
+
+
+# --- MLflow's Review page: label schemas and a review queue ---------------------------------------------
+
+
+def ensure_label_schemas(experiment_id: str, asked: dict[str, str]) -> list[str]:
+    """One label schema per criterion in the experiment (its name, its question as the instruction, a
+    Yes/No input), created once: an existing one is kept, its question brought up to date. The ids,
+    in the order of ``asked``. (The Review page lists schemas newest first: created in reverse.)"""
+    from mlflow.genai import label_schemas
+
+    ids = {}
+    for name, question in reversed(asked.items()):
+        try:
+            schema = label_schemas.get_label_schema(name, experiment_id=experiment_id)
+        except MlflowException as missing:
+            if missing.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            schema = label_schemas.create_label_schema(
+                name,
+                type="feedback",
+                input=label_schemas.InputPassFail(positive_label="Yes", negative_label="No"),
+                instruction=question,
+                experiment_id=experiment_id,
+            )
+        if not isinstance(schema.input, label_schemas.InputPassFail):
+            raise UserError(
+                f"the experiment's label schema {name!r} is not a Yes/No question, so the Review page cannot ask "
+                "for this judge's verdict. Delete it in the UI (Review > questions) and run review again"
+            )
+        if schema.instruction != question:
+            schema = label_schemas.update_label_schema(schema.schema_id, instruction=question)
+        ids[name] = schema.schema_id
+    return [ids[name] for name in asked]
+
+
+def ensure_review_queue(experiment_id: str, name: str, schema_ids: list[str], trace_ids: list[str]):
+    """The review queue ``name`` asking those schemas about those traces, created once (adding the
+    same traces again adds nothing)."""
+    from mlflow.genai import review_queues
+
+    try:
+        queue = review_queues.get_review_queue(name=name, experiment_id=experiment_id)
+    except MlflowException as missing:
+        if missing.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        queue = review_queues.create_review_queue(
+            name, queue_type="custom", schema_ids=schema_ids, experiment_id=experiment_id
+        )
+    review_queues.add_items_to_review_queue(queue.queue_id, item_ids=list(trace_ids))
+    return queue
+
+
+def queue_name(run) -> str:
+    """The review queue of a generation run: its run name and the start of its id (unique, readable)."""
+    return f"{run.info.run_name} {run.info.run_id[:8]}"

@@ -63,3 +63,13 @@ def names(choices: list[str]) -> Callable[[str], list[str]]:
         return items
 
     return parse
+
+
+def whole_numbers(text: str) -> list[int]:
+    """An argparse type for a comma-separated list of whole numbers >= 1, e.g. '8,500' (token budgets)."""
+    words = [item.strip() for item in str(text).split(",") if item.strip()]
+    if not words or not all(word.isdigit() and int(word) >= 1 for word in words):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers >= 1, e.g. 8,500")
+    if len(set(words)) != len(words):
+        raise argparse.ArgumentTypeError(f"{text!r} names the same number twice")
+    return [int(word) for word in words]

@@ -1,0 +1,94 @@
+"""What the llmops_project's test files share: the project's own modules (imported as its scripts
+see them, tests/examples.py), and helpers that read back what its entry points logged."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from tests import examples
+from tests.harness import REPO_ROOT
+
+PROJECT = "llmops_project"
+PROJECT_DIR = REPO_ROOT / PROJECT
+# The project's own modules, as its scripts import them (with llmops_project's cli.py)
+cli, evaluate_responses, register_all_prompts, agent_entry_point, search, questions, dataset, decision, labels = (
+    examples.load(
+        PROJECT,
+        "cli",
+        "evaluate_responses",
+        "register_all_prompts",
+        "generate_answers_with_agent",
+        "quiz.search",
+        "quiz.questions",
+        "quiz.dataset",
+        "quiz.decision",
+        "quiz.labels",
+    )
+)
+load_expectations, load_questions = questions.load_expectations, questions.load_questions
+
+
+def project_questions() -> list[dict]:
+    with (PROJECT_DIR / "questions.csv").open(newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def register_prompts_in_process() -> None:
+    """Register the prompts without a subprocess (the entry point has its own smoke test)."""
+    for path in sorted((PROJECT_DIR / "prompts").glob("*.txt")):
+        register_all_prompts.register(path.stem, path.read_text(encoding="utf-8"))
+
+
+def answers_csv(store, run) -> pd.DataFrame:
+    text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/answers.csv")
+    return pd.read_csv(io.StringIO(text), keep_default_na=False)
+
+
+def artifact_table(run, name: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{name}")))
+
+
+def traces_of(run) -> list:
+    return mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id, return_type="list")
+
+
+def error_lines(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.startswith("error: ")]
+
+
+def write_labels(path: Path, rows: list[dict], names=None) -> Path:
+    """A labels CSV (review -P labels=...) with a column per criterion."""
+    columns = ["question", *(names or labels.QUESTIONS), "comment"]
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def human_feedback(trace_id: str) -> list:
+    trace = mlflow.get_trace(trace_id)
+    return [a for a in trace.info.assessments if a.feedback is not None and a.source.source_type == "HUMAN"]
+
+
+def assert_totals_match_traces(run, traces) -> None:
+    """The run's token, cost and latency figures are those of its traces (what the UI shows)."""
+    metrics = run.data.metrics
+    usage = [t.info.token_usage or {} for t in traces]
+    assert metrics["prompt_tokens"] == sum(u.get("input_tokens", 0) for u in usage) > 0
+    assert metrics["completion_tokens"] == sum(u.get("output_tokens", 0) for u in usage) > 0
+    assert metrics["total_tokens"] == sum(u.get("total_tokens", 0) for u in usage)
+    durations = sorted(t.info.execution_time_ms / 1000 for t in traces)
+    assert metrics["latency_p50_seconds"] == pytest.approx(durations[(len(durations) + 1) // 2 - 1])
+    assert metrics["latency_p95_seconds"] == pytest.approx(durations[-1])
+    costs = [t.info.cost["total_cost"] for t in traces if t.info.cost]
+    if costs:  # MLflow prices the model (its catalog knows the OpenAI models)
+        assert metrics["cost_usd"] == pytest.approx(sum(costs))
+    else:
+        assert "cost_usd" not in metrics
