@@ -544,6 +544,18 @@ class Tour:
         review = newest(runs_tagged(self.client, "quiz.step", "review"))
         if review is None:
             return "no review run (make demo runs -e review with review_labels.example.csv)"
+        # MLflow's Review page: the queue review made, a Yes/No question per judge, the first answer open
+        from mlflow.genai import review_queues
+
+        experiment_id = review.info.experiment_id
+        queue = review_queues.get_review_queue(name=review.data.tags["quiz.review_queue"], experiment_id=experiment_id)
+        ui.open(f"/experiments/{experiment_id}/review-queue?selectedQueueId={queue.queue_id}", queue.name)
+        self.shoot(ui, "llmops-review-queue")
+        ui.page.get_by_role("button", name="Start review").first.click()
+        ui.text("correctness").wait_for()
+        ui.page.locator("[role=radiogroup]").first.wait_for()
+        self.shoot(ui, "llmops-review-page")
+
         reviewed = review.data.tags["quiz.reviewed_run_id"]
         traces = self.client.search_traces(locations=[review.info.experiment_id], run_id=reviewed, max_results=500)
         both = [t for t in traces if {"HUMAN", "LLM_JUDGE"} <= feedback_sources(t)]

@@ -90,7 +90,7 @@ def main() -> None:
         # Can we trust the judges? Each one (name and model) against the humans, on the same traces
         reviewed = [mlflow.get_trace(trace_id) for trace_id in traces["trace_id"]]  # with today's verdicts
         require_verdicts(reviewed, asked, counted, generation_run, page)
-        table = labels.agreement_table(labels.pairs(reviewed, asked, counted))
+        table = labels.agreement_table(labels.pairs(reviewed, asked, counted), order=asked)
         mlflow.log_text(table.to_csv(index=False), labels.AGREEMENT_ARTIFACT)
         mlflow.log_param("judge_models", " ".join(sorted(set(table["judge_model"]))) or "none")
         for row in table.itertuples():

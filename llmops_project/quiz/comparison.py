@@ -160,8 +160,8 @@ def chart(table: pd.DataFrame):
 
     set_aside = {part.split(":")[0] for part in str(table["set_aside"].iloc[0]).split("; ") if ":" in part}
     columns = ["overall_score"] + [c for c in table.columns if c.endswith("/mean")]
-    labels = [name.replace(" @ ", "\n") for name in table["candidate"]]
-    figure, axes = plt.subplots(figsize=(max(6, 2.4 * len(table)), 4.8))
+    labels = [name.replace(" @ ", "\n").replace(" (", "\n(") for name in table["candidate"]]
+    figure, axes = plt.subplots(figsize=(3 + 2.4 * len(table), 4.8))
     width = 0.8 / len(columns)
     for i, column in enumerate(columns):
         name = column.removesuffix("/mean")
@@ -177,7 +177,7 @@ def chart(table: pd.DataFrame):
     axes.set_xticks([x + 0.4 - width / 2 for x in range(len(table))], labels)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("pass rate / score")
-    axes.set_title("Candidates on the same questions; overall score on the trusted scorers only")
+    axes.set_title("Same questions; overall score on the trusted scorers only", fontsize=10)
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
     figure.tight_layout()
     return figure

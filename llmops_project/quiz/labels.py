@@ -175,11 +175,13 @@ def kappa(human: list[bool], judge: list[bool]) -> float | None:
 COLUMNS = ["judge", "judge_model", "labelled", "agreement", "kappa", "human_yes", "judge_yes"]
 
 
-def agreement_table(pairs: dict[tuple[str, str], list[tuple[bool, bool]]]) -> pd.DataFrame:
-    """One row per (judge, judge model): items both judged, share agreeing, Cohen's kappa, and the
-    counts of yes from the humans and from the judge."""
+def agreement_table(pairs: dict[tuple[str, str], list[tuple[bool, bool]]], order=()) -> pd.DataFrame:
+    """One row per (judge, judge model), in the order of the judge names ``order`` (then the others):
+    items both judged, share agreeing, Cohen's kappa, and the counts of yes from the humans and from
+    the judge."""
+    rank = {name: position for position, name in enumerate(order)}
     rows = []
-    for (name, model), both in pairs.items():
+    for (name, model), both in sorted(pairs.items(), key=lambda item: (rank.get(item[0][0], len(rank)), item[0])):
         human, judge = [h for h, _ in both], [j for _, j in both]
         rows.append(
             {
