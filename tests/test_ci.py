@@ -86,15 +86,22 @@ def test_every_action_is_pinned_to_a_full_commit_with_its_version_in_a_comment()
         assert python["with"]["cache-dependency-path"] == "requirements*.txt"
 
 
-def test_tests_job_runs_the_readmes_ci_command_with_the_llm_wheel_cached():
+def test_tests_job_runs_the_readmes_ci_command_with_install_pys_wheel_cached():
+    """CI builds the offline LLM only through install.py (portable; never `pip wheel`, which builds
+    for the runner's own CPU) and caches the folder install.py keeps its wheels in, keyed on the build."""
     assert "bash .ci/run" in commands("tests")
     assert "make test-all" in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     cache = next(step for step in steps("tests") if step.get("uses", "").startswith("actions/cache@"))
-    assert "hashFiles('requirements-local-llm.txt')" in cache["with"]["key"]
-    build = next(step for step in steps("tests") if "pip wheel" in step.get("run", ""))
-    assert build["if"] == f"steps.{cache['id']}.outputs.cache-hit != 'true'"
-    run_all = next(step for step in steps("tests") if step.get("run") == "bash .ci/run")
-    assert run_all["env"]["PIP_FIND_LINKS"] == cache["with"]["path"]
+    assert cache["with"]["path"] == "~/.cache/mlops-course-local-llm/wheels"
+    assert "hashFiles('requirements-local-llm.txt', 'llmops_project/local_llm/install.py')" in cache["with"]["key"]
+    assert "runner.arch" in cache["with"]["key"]
+    assert not any("pip wheel" in step.get("run", "") for step in steps("tests"))
+    install = (REPO_ROOT / "llmops_project" / "local_llm" / "install.py").read_text(encoding="utf-8")
+    assert (
+        '"mlops-course-local-llm"'
+        in (REPO_ROOT / "llmops_project" / "local_llm" / "llm_server" / "running.py").read_text()
+    )
+    assert 'cache_dir() / "wheels"' in install
 
 
 def test_compose_job_is_make_compose_check_which_shares_the_native_stack_checks():
