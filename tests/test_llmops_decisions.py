@@ -358,24 +358,25 @@ def test_compare_decides_on_the_code_scorers_when_no_judge_was_reviewed(mlflow_s
 
 def review_correctness(store, llm_server, experiment: str, tmp_path, reviewer: str, agree: bool) -> None:
     """A review of correctness on 8 answers (the judge says no to questions 3 and 6) by ``reviewer``,
-    agreeing with the judge on every answer (kappa 1) or disagreeing on every one: then agreement 0,
-    chance 2/8 * 6/8 + 6/8 * 2/8 = 0.375, kappa (0 - 0.375) / (1 - 0.375) = -0.6."""
+    agreeing with the judge on every answer (kappa 1), or saying yes to every one, as a judge that
+    always says yes would: then agreement 6/8, chance 1 * 6/8 + 0 * 2/8 = 0.75, kappa
+    (0.75 - 0.75) / (1 - 0.75) = 0: no better than chance."""
     run_id = generate_and_judge(store, llm_server, experiment, 8, unsure=[3, 6])
     questions = [r["Question"] for r in project_questions()[:8]]
     judge_says = {n: n not in (3, 6) for n in range(1, 9)}
-    verdict = {n: ("yes" if judge_says[n] == agree else "no") for n in judge_says}
+    verdict = {n: ("yes" if judge_says[n] or not agree else "no") for n in judge_says}
     rows = [{"question": q, "correctness": verdict[n]} for n, q in enumerate(questions, start=1)]
     path = write_labels(tmp_path / f"{reviewer}.csv", rows, names=["correctness"])
     params = {"generation_run_id": run_id, "labels": str(path), "reviewer": reviewer}
     run_script(store, f"{PROJECT}/review.py", params=params, env={"MLFLOW_EXPERIMENT_NAME": experiment})
 
 
-def test_a_judge_review_trusts_decides_and_the_same_judge_at_kappa_below_chance_is_set_aside(
+def test_a_judge_review_trusts_decides_and_the_same_judge_at_kappa_0_is_set_aside(
     mlflow_store, llm_server, tmp_path
 ):
     """basic's answers are long enough but marked UNSURE, so only the correctness judge tells the two
-    templates apart: trusted (kappa 1 on 8 answers) it makes practical win; measured again below
-    chance it is set aside, and the decision changes to no clear winner."""
+    templates apart: trusted (kappa 1 on 8 answers) it makes practical win; measured again at
+    kappa 0 it is set aside, and the decision changes to no clear winner."""
     compare = f"{PROJECT}/compare.py"
     options = ("--templates", "basic,practical", "--max-questions", "6", "--concurrency", "3")
     where = {"MLFLOW_EXPERIMENT_NAME": "trust"}
@@ -396,7 +397,7 @@ def test_a_judge_review_trusts_decides_and_the_same_judge_at_kappa_below_chance_
     aside = run_script(mlflow_store, compare, *options, env=where).run
     assert aside.data.params["trusted_scorers"] == "enough_words not_too_many_words"
     assert aside.data.tags["set_aside.correctness"] == (
-        f"kappa -0.60 on 8 answers (needs >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED})"
+        f"kappa 0.00 on 8 answers (needs >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED})"
     )
     assert aside.data.tags["decision"] == "no clear winner"
     assert "is tied with" in aside.data.tags["decision_reason"]
