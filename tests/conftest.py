@@ -47,6 +47,7 @@ E2E_MARKERS = {"e2e", "entry_point", "stack", "local_llm", "browser"}
 HEAVIEST_FIRST = [
     "test_census_project.py",
     "test_llmops_project.py",
+    "test_llmops_decisions.py",
     "test_present_census.py",
     "test_present.py",
     "test_autologging_example.py",
