@@ -371,9 +371,7 @@ def review_correctness(store, llm_server, experiment: str, tmp_path, reviewer: s
     run_script(store, f"{PROJECT}/review.py", params=params, env={"MLFLOW_EXPERIMENT_NAME": experiment})
 
 
-def test_a_judge_review_trusts_decides_and_the_same_judge_at_kappa_0_is_set_aside(
-    mlflow_store, llm_server, tmp_path
-):
+def test_a_judge_review_trusts_decides_and_the_same_judge_at_kappa_0_is_set_aside(mlflow_store, llm_server, tmp_path):
     """basic's answers are long enough but marked UNSURE, so only the correctness judge tells the two
     templates apart: trusted (kappa 1 on 8 answers) it makes practical win; measured again at
     kappa 0 it is set aside, and the decision changes to no clear winner."""

@@ -267,3 +267,13 @@ def test_the_real_server_killed_by_sigsegv_is_reported_as_a_crash(tmp_path, monk
     finally:
         stop_process(server)
         running.note_path(port).unlink(missing_ok=True)
+
+
+def test_the_build_skips_llama_cpps_common_library_through_cmakes_project_include(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    [(option, path)] = install.without_common().items()
+    assert option == "CMAKE_PROJECT_llama.cpp_INCLUDE"
+    text = (tmp_path / "mlops-course-local-llm" / "cmake" / "llama-cpp-without-common.cmake").read_text()
+    assert path.endswith("llama-cpp-without-common.cmake")
+    assert 'set(LLAMA_BUILD_COMMON OFF CACHE BOOL "llama: build common utils library" FORCE)' in text
+    assert install.without_common() == {option: path}  # written once, the same path

@@ -52,7 +52,7 @@ LOG = LOGS / "install.log"
 CHECK_LOG = LOGS / "check.log"
 SERVE = Path(__file__).resolve().parent / "serve.py"
 PACKAGE = "llama-cpp-python"
-BUILD_MINUTES = 4  # measured: see local_llm/README.md, "The build"
+BUILD_MINUTES = 2  # measured: see local_llm/README.md, "The build"
 CHECK_TIMEOUT = 300  # seconds for the check's one inference (model load ~1 s, answer ~1 s on 2 cores)
 COMPILERS = {"C": ("CC", ["cc", "gcc", "clang"]), "C++": ("CXX", ["c++", "g++", "clang++"])}
 # cmake with make prints "[ 45%] Building C object ...", ninja prints "[67/150] Building C object ...".
@@ -63,7 +63,10 @@ PIP_STEPS = re.compile(r"^(Building wheel for|Created wheel for|Installing colle
 # Every build: no tuning for the building CPU, and none of the instruction sets that are tied to a
 # CPU generation (AVX-512 and its extensions, AVX-VNNI, AMX). One CPU backend in libggml-cpu, no
 # dynamically loaded variants (llama-cpp-python 0.3.36 installs none of them: see the README).
-# LLAVA_BUILD=OFF: no multimodal library (mtmd); serve.py never loads it, and it is a fifth of the build.
+# LLAVA_BUILD=OFF: no multimodal library (mtmd); serve.py never loads it. Nor llama.cpp's "common"
+# library (+ its HTTP client), which llama-cpp-python forces on but its Python bindings never load:
+# COMMON_OFF is included right after llama.cpp's project() (CMake's CMAKE_PROJECT_<name>_INCLUDE),
+# where it can still turn it off. Together: 83 build steps instead of 193 (README, "The build").
 ALWAYS = {
     "GGML_NATIVE": "OFF",
     "GGML_AVX512": "OFF",
@@ -78,6 +81,12 @@ ALWAYS = {
     "GGML_CPU_ALL_VARIANTS": "OFF",
     "LLAVA_BUILD": "OFF",
 }
+COMMON_OFF = """# Written by llmops_project/local_llm/install.py: llama-cpp-python forces llama.cpp's common library
+# on, but its Python bindings never load it. Included right after llama.cpp's project() call.
+set(LLAMA_BUILD_COMMON OFF CACHE BOOL "llama: build common utils library" FORCE)
+set(LLAMA_BUILD_COMMON OFF)
+"""
+PROJECT_INCLUDE = "CMAKE_PROJECT_llama.cpp_INCLUDE"
 X86 = ("GGML_SSE42", "GGML_AVX", "GGML_F16C", "GGML_FMA", "GGML_AVX2", "GGML_BMI2")
 # x86-64 builds, best first: (name, what the CPU must have (Linux /proc/cpuinfo flags), options ON).
 # The names are the x86-64 micro-architecture levels compilers use: v3 = Haswell (2013) and later.
@@ -136,6 +145,15 @@ def chosen_build(flags: set[str] | None, machine: str) -> tuple[str, dict[str, s
 def this_machines_build() -> tuple[str, dict[str, str]]:
     machine = platform.machine()
     return chosen_build(cpu_flags() if machine.lower() in ("x86_64", "amd64") else None, machine)
+
+
+def without_common() -> dict[str, str]:
+    """The option that skips llama.cpp's common library: COMMON_OFF, written once into the cache folder."""
+    path = cache_dir() / "cmake" / "llama-cpp-without-common.cmake"
+    if not path.is_file() or path.read_text() != COMMON_OFF:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(COMMON_OFF)
+    return {PROJECT_INCLUDE: path.as_posix()}
 
 
 def cmake_args(options: dict[str, str]) -> str:
@@ -306,7 +324,7 @@ def main(argv=None) -> None:
     LOG.write_text("")
     version = pinned_version()
     build, options = this_machines_build()
-    arguments = cmake_args(options)
+    arguments = cmake_args({**options, **without_common()})
     folder = wheel_folder(version, build, arguments)
     wheel = None if args.rebuild else next(folder.glob("*.whl"), None)
     installed, source = installed_from()
