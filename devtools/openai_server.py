@@ -13,7 +13,8 @@ benchmarks and ``tracking_server/check_stack.py``.
 Two more requests, of what ``align`` and ``optimize`` run (the optimizers' own calls):
 
 * ``POST /v1/embeddings`` -> one deterministic unit vector per input (character trigrams hashed into
-  ``dimensions`` floats, 64 by default), as MemAlign asks for its memory of labelled examples;
+  ``dimensions`` floats, 64 by default), as MemAlign asks for its memory of labelled examples
+  (``serve_embeddings = False``: a 404, as from a server without the route);
 * MetaPromptOptimizer's request ("You are an expert prompt engineer", JSON) -> each prompt it names,
   rewritten as its template plus ``REWRITE`` (its ``{{variables}}`` kept), unless
   ``rewrite_prompts`` is False (then the judges' JSON, which the optimizer cannot use).
@@ -112,6 +113,7 @@ class FakeOpenAIServer:
         self.judge_no: list[str] = []  # a judge request containing one of these says "no"
         self.fail_prompts: list[str] = []  # a user prompt containing one of these always gets HTTP 500
         self.rewrite_prompts = True  # answer MetaPromptOptimizer with each prompt + REWRITE
+        self.serve_embeddings = True  # False: POST /v1/embeddings is a 404, as on servers without the route
         self.requests: list[dict] = []
         self.embedding_requests: list[dict] = []
         self._lock = threading.Lock()
@@ -265,7 +267,7 @@ class FakeOpenAIServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if self.path.rstrip("/").endswith("/embeddings"):
+                if self.path.rstrip("/").endswith("/embeddings") and server.serve_embeddings:
                     self._send(200, server.embeddings(body))
                     return
                 if not self.path.rstrip("/").endswith("/chat/completions"):

@@ -28,6 +28,8 @@ def main() -> None:
     args = parse_args()
     provider.require_api_key()  # checked before any MLflow call
     alignment.require_extra()  # dspy: MLflow's alignment optimizers
+    if args.optimizer == "memalign":
+        alignment.require_embeddings(args.embedding_model)
     provider.before_litellm_calls()
     reviewer = None if args.reviewer.lower() == "none" else args.reviewer  # whose labels: None = anyone's latest
     talk = list(evaluate_responses.guidelines_model(args.judge_model))

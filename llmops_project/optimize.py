@@ -99,10 +99,11 @@ def main() -> None:
             f"-P generation_run_id={runs[candidate].info.run_id}",
         )
     else:
+        other = next(name for name in optimization.OPTIMIZERS if name != args.optimizer)
         cli.print_next(
-            "try GEPA, or more questions to optimize on",
+            f"try {other}, or more questions to optimize on",
             f"mlflow run -e optimize --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
-            f"-P template={prompt.name} -P optimizer=gepa",
+            f"-P template={prompt.name} -P optimizer={other} -P max_questions={2 * args.max_questions}",
         )
 
 

@@ -179,6 +179,12 @@ def test_align_bad_input_is_one_line_no_run_left_running_and_nothing_registered(
     # Two labelled answers: the held-out part (1 question) is too small; SIMBA needs 10 to align on
     generated = run_script(mlflow_store, f"{PROJECT}/generate_answers.py", "--max-questions", "2", env=where)
     review(mlflow_store, "bad", generated.run.info.run_id, tmp_path, {1: "yes", 2: "no"})
+    llm_server.serve_embeddings = False  # a provider without /v1/embeddings: MemAlign cannot run there
+    no_embeddings = run_script(mlflow_store, align, env=where, expect_success=False)
+    [line] = error_lines(no_embeddings)
+    assert line.startswith(f"error: MemAlign needs embeddings, and {llm_server.base_url}/embeddings did not give them")
+    assert no_embeddings.runs == []
+    llm_server.serve_embeddings = True
     small = run_script(mlflow_store, align, env=where, expect_success=False)
     [line] = error_lines(small)
     assert line.startswith("error: the held-out part has 1 labelled answer(s) on correctness; measuring a judge needs")

@@ -43,7 +43,7 @@ import mlflow
 import pandas as pd
 
 import cli
-from quiz import decision, labels
+from quiz import decision, labels, provider
 
 OPTIMIZERS = ("memalign", "simba", "gepa")
 MIN_LABELS = {"memalign": 1, "simba": 10, "gepa": 10}  # labelled answers to align on (MLflow 3.17.2's checks)
@@ -181,6 +181,24 @@ def require_extra(what: str = "aligning a judge", module: str = "dspy") -> None:
             f"{what} needs {module}, of the optional extra {EXTRA} (dspy, litellm, gepa), which is not installed. "
             f"Install it: make align-install (from the repository root), or pip install -r {EXTRA}"
         )
+
+
+def require_embeddings(embedding_model: str) -> None:
+    """MemAlign embeds the labelled examples while aligning and each answer while judging: one line,
+    before any run, when the provider does not serve ``/v1/embeddings`` (some OpenAI-compatible
+    servers do not), instead of a traceback from inside the optimizer."""
+    provider_name, _, model = embedding_model.partition(":/")
+    if provider_name != "openai":
+        return  # another provider: MLflow and litellm reach it their own way
+    try:
+        provider.openai_client().embeddings.create(model=model, input=["What is software engineering?"])
+    except Exception as problem:  # any answer but vectors: the provider cannot serve MemAlign
+        said = str(problem).splitlines()[0][:200]
+        raise cli.UserError(
+            f"MemAlign needs embeddings, and {provider.endpoint()}/embeddings did not give them for {model} ({said}). "
+            "Use a provider that serves them (OpenAI, the offline server: make local-llm), another "
+            "-P embedding_model, or -P optimizer=gepa with at least 10 labelled answers to align on"
+        ) from None
 
 
 def optimizer(name: str, model: str, embedding_model: str, labelled_answers: int):
