@@ -159,6 +159,20 @@ def test_optimize_says_when_the_optimizer_changed_nothing(mlflow_store, llm_serv
     assert mlflow.genai.load_prompt("prompts:/basic@champion", allow_missing=True, cache_ttl_seconds=0) is None
 
 
+@needs_align_extra  # gepa is in the align extra
+def test_optimize_with_gepa_registers_a_version_tagged_with_it(mlflow_store, llm_server):
+    """GEPA, named: every train answer already passes the trusted code scorers, so it has nothing to
+    reflect on and keeps the template; the version is registered and tagged all the same."""
+    register_prompts_in_process()
+    result = run_script(
+        mlflow_store, f"{PROJECT}/optimize.py", *("--template", "basic", "--optimizer", "gepa", "--max-questions", "4")
+    )
+    assert result.run.info.status == "FINISHED"
+    tags = mlflow_store.client.get_prompt_version("basic", 2).tags
+    assert (tags["quiz.optimizer"], tags["quiz.template_changed"]) == ("GepaPromptOptimizer", "false")
+    assert "-P optimizer=metaprompt -P max_questions=8" in result.stdout  # what to try next
+
+
 @needs_align_extra
 def test_align_bad_input_is_one_line_no_run_left_running_and_nothing_registered(mlflow_store, llm_server, tmp_path):
     align = f"{PROJECT}/align.py"
