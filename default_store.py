@@ -77,6 +77,10 @@ def apply_defaults(environ=os.environ) -> None:
         environ.setdefault(ARTIFACT_ROOT_VARIABLE, (database.parent / "mlartifacts").as_posix())
         # Copying files within this disk takes no time: MLflow's download progress bars are only noise.
         environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # litellm (installed for dspy: llmops_project's align) fetches its price list from GitHub when
+    # imported, and MLflow imports it in every process that traces or serves the UI: offline, after
+    # retries and warnings. The copy bundled with litellm instead (set yours to override).
+    environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def quiet_known_warnings() -> None:

@@ -65,6 +65,13 @@ def held_out_batch(monitor: str, walk: Walk) -> str:
     return monitor.replace("batch=shifted", "batch=held_out")
 
 
+def every_labelled_question(generate: str, walk: Walk) -> str:
+    """register_all_prompts prints the talk's 4 questions; the walk answers the 8 that
+    review_labels.example.csv labels, so that align has labelled answers to learn from and others,
+    never seen, to measure on (4 and 4)."""
+    return generate.replace("-P max_questions=4", "-P max_questions=8")
+
+
 def with_example_labels(review: str, walk: Walk) -> str:
     """evaluate_responses.py prints the interactive review; the walk answers with the shipped example labels."""
     return f"{review} -P labels=review_labels.example.csv -P reviewer=instructor"
@@ -190,7 +197,7 @@ STEPS = [
     Step(
         "Exemplifying MLflow for LLM Applications (pt. 7): generate answers",
         "llmops_project",
-        Printed("prompts", "generate answers"),
+        Printed("prompts", "generate answers", then=every_labelled_question),
         "the run's Traces tab: one trace per question, with the prompt and the answer (pt. 8)",
         traces_page,
         name="generate",
@@ -223,6 +230,28 @@ STEPS = [
         "comparison.png and the decision tag; its child runs are the candidates; Prompts > basic: @champion",
         run_page,
         name="compare",
+        llm=True,
+    ),
+    Step(
+        "LLMOps with MLflow: teach a judge the reviewer's verdicts, measure it on held-out answers (align)",
+        "llmops_project",
+        "mlflow run -e align --env-manager=local --experiment-name {answers} . "
+        "-P judges=correctness -P reviewer=instructor",
+        "the align run: the split, judge_alignment.csv (agreement and kappa before and after, held-out answers); "
+        "the experiment's Judges page: correctness_aligned_to_instructor",
+        run_page,
+        name="align",
+        llm=True,
+        needs="dspy",
+    ),
+    Step(
+        "LLMOps with MLflow: let MLflow rewrite the champion prompt, then compare on held-out questions (optimize)",
+        "llmops_project",
+        "mlflow run -e optimize --env-manager=local --experiment-name {answers} . -P max_questions=8 -P held_out=0.75",
+        "Prompts > basic: the new version, tagged quiz.optimized_from and quiz.optimizer; the optimize run: its "
+        "optimization child run, the two candidates on the held-out questions and the decision tag",
+        lambda walk, shown: walk.page("prompts/basic"),
+        name="optimize",
         llm=True,
     ),
     Step(

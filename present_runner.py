@@ -90,6 +90,11 @@ class Step:
     quick: tuple[str, ...] = ()  # added to the command with --quick (small grids, for CI)
     fails_on_purpose: bool = False
     llm: bool = False
+    needs: str = ""  # a module of an optional extra (e.g. dspy, requirements-align.txt): skipped without it
+
+    def missing(self) -> bool:
+        """Whether the optional extra this step needs is not installed (``make demo`` installs them)."""
+        return bool(self.needs) and importlib.util.find_spec(self.needs) is None
 
 
 @dataclass
@@ -526,6 +531,12 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
         for number, step in chosen:
             if step.llm and walk.llm:
                 skipped.append(f"{number}. {step.slide}")
+                continue
+            if step.missing():  # an optional extra make demo installs; by hand, a choice: say so, go on
+                print(
+                    f"\n(Step {number} skipped, {step.slide}: it needs {step.needs}, of an optional extra "
+                    f"not installed here: make align-install, then python present.py --only {number})"
+                )
                 continue
             show(number, step, walk, env)
             if pause and number != chosen[-1][0] and input("[Enter] next step, q to quit: ").strip() == "q":

@@ -6,7 +6,18 @@ benchmarks and ``tracking_server/check_stack.py``.
 * a plain chat completion   -> a deterministic answer built from the question (``answer_for``);
 * tools offered, no tool result in the messages yet -> one call of the first tool;
 * ``response_format`` JSON (``json_schema`` or ``json_object``, as MLflow judges ask) -> JSON shaped
-  like the schema, ``"result": "yes"`` for the judges' verdict field.
+  like the schema, ``"result": "yes"`` for the judges' verdict field (``anyOf``: its first
+  non-null choice; a list of ``*_ids``: ``[0]``, the first example, as MemAlign's distilled
+  guidelines cite their sources).
+
+Two more requests, of what ``align`` and ``optimize`` run (the optimizers' own calls):
+
+* ``POST /v1/embeddings`` -> one deterministic unit vector per input (character trigrams hashed into
+  ``dimensions`` floats, 64 by default), as MemAlign asks for its memory of labelled examples
+  (``serve_embeddings = False``: a 404, as from a server without the route);
+* MetaPromptOptimizer's request ("You are an expert prompt engineer", JSON) -> each prompt it names,
+  rewritten as its template plus ``REWRITE`` (its ``{{variables}}`` kept), unless
+  ``rewrite_prompts`` is False (then the judges' JSON, which the optimizer cannot use).
 
 It can be told to fail the next N requests with HTTP 500 (``fail_next``), to delay every request
 (``delay``), and it records every request body (``requests``). To make prompt templates differ
@@ -22,7 +33,9 @@ The pytest fixture ``llm_server`` (tests/fixtures_llm.py) starts one per test;
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 import threading
 import time
@@ -32,6 +45,8 @@ MODEL_ID = "fake-model"
 # Fixed words around the question, so a test can compute an answer's exact word count.
 ANSWER_PREFIX = "In software engineering terms, a model answer to the question"
 ANSWER_SUFFIX = "explains the definition, gives one example, and cites the course notes."
+REWRITE = "Answer in at least two full sentences."  # what the stand-in adds to a prompt it is asked to improve
+METAPROMPT = "You are an expert prompt engineer"  # how MetaPromptOptimizer's request begins
 
 
 def user_text(messages: list[dict]) -> str:
@@ -59,6 +74,10 @@ def _fill_schema(schema: dict, name: str = "") -> object:
     """A value shaped like a JSON schema: judges get ``result: yes`` and a rationale."""
     if "enum" in schema:
         return schema["enum"][0]
+    if "anyOf" in schema:
+        return _fill_schema(next((s for s in schema["anyOf"] if s.get("type") != "null"), {}), name)
+    if name.endswith("_ids"):
+        return [0]
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
@@ -73,6 +92,16 @@ def _fill_schema(schema: dict, name: str = "") -> object:
     return "yes" if name == "result" else f"Deterministic {name or 'value'} from the test server."
 
 
+def rewritten_prompts(messages: list[dict]) -> dict[str, str]:
+    """MetaPromptOptimizer's answer: {prompt name: its template + REWRITE} for every prompt it lists
+    ("Prompt name: <name>\nTemplate: <template>" blocks, up to the next block or section)."""
+    text = "\n".join(str(m.get("content") or "") for m in messages)
+    found = re.findall(
+        r"Prompt name: (\S+)\nTemplate: (.*?)(?=\n\nPrompt name: |\n\n[A-Z][A-Z ]+|\Z)", text, flags=re.DOTALL
+    )
+    return {name: f"{template.strip()}\n\n{REWRITE}" for name, template in found}
+
+
 class FakeOpenAIServer:
     """Start with ``start()``, stop with ``stop()``; ``base_url`` ends in ``/v1``."""
 
@@ -83,7 +112,10 @@ class FakeOpenAIServer:
         self.prompt_answers: dict[str, str] = {}  # user prompt substring -> answer ("{answer}": the usual one)
         self.judge_no: list[str] = []  # a judge request containing one of these says "no"
         self.fail_prompts: list[str] = []  # a user prompt containing one of these always gets HTTP 500
+        self.rewrite_prompts = True  # answer MetaPromptOptimizer with each prompt + REWRITE
+        self.serve_embeddings = True  # False: POST /v1/embeddings is a 404, as on servers without the route
         self.requests: list[dict] = []
+        self.embedding_requests: list[dict] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
@@ -125,7 +157,9 @@ class FakeOpenAIServer:
         message: dict = {"role": "assistant", "content": None}
         finish = "stop"
         response_format = body.get("response_format") or {}
-        if self._kind(body) == "judge":
+        if self._kind(body) == "judge" and self.rewrite_prompts and METAPROMPT in json.dumps(messages):
+            message["content"] = json.dumps(rewritten_prompts(messages))
+        elif self._kind(body) == "judge":
             schema = (
                 (response_format.get("json_schema") or {}).get("schema")
                 or response_format.get("schema")
@@ -176,6 +210,30 @@ class FakeOpenAIServer:
             },
         }
 
+    def embeddings(self, body: dict) -> dict:
+        """The answer to POST /v1/embeddings: one unit vector per input, the same for the same text."""
+        with self._lock:
+            self.embedding_requests.append(body)
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        size = int(body.get("dimensions") or 64)
+        data = []
+        for index, text in enumerate(texts):
+            vector = [0.0] * size
+            text = str(text).lower()
+            for start in range(max(len(text) - 2, 1)):
+                digest = hashlib.md5(text[start : start + 3].encode()).digest()
+                vector[int.from_bytes(digest[:4], "little") % size] += 1.0
+            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+            data.append({"object": "embedding", "index": index, "embedding": [v / norm for v in vector]})
+        tokens = sum(len(str(t).split()) for t in texts)
+        return {
+            "object": "list",
+            "data": data,
+            "model": body.get("model", MODEL_ID),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
     def _handler_class(self):
         server = self
 
@@ -209,6 +267,9 @@ class FakeOpenAIServer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/").endswith("/embeddings") and server.serve_embeddings:
+                    self._send(200, server.embeddings(body))
+                    return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return

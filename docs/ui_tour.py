@@ -7,7 +7,8 @@
 It starts `mlflow ui` on the store on a free port, drives a headless Chromium through the pages the
 talk shows, and writes docs/ui/<part>-pt<N>-<what>.png, named after the slide: tracking-pt4-runs.png
 is "A taste of MLflow's Tracking API (pt. 4)"; the census notebook's and the LLM selection's pages
-(compare, the exam dataset, review), which no numbered slide shows, are <part>-<what>.png. The
+(compare, the exam dataset, review, the aligned judge, the optimized prompt), which no numbered slide
+shows, are <part>-<what>.png. The
 browser is the system's: Debian's `chromium` on Linux (`make browser` installs it), an installed
 Google Chrome on macOS; Playwright for Python drives it and downloads nothing.
 
@@ -362,7 +363,7 @@ class Tour:
         self.part("census_project: the notebook", MODEL_TRAINING, self.census_notebook)
         self.part("census_project", MODEL_TRAINING, self.census)
         self.part("llmops_project", GENAI, self.llmops)
-        self.part("llmops_project: compare, the exam dataset, review", GENAI, self.llmops_selection)
+        self.part("llmops_project: compare, the exam dataset, review, align, optimize", GENAI, self.llmops_selection)
 
     # "A taste of MLflow's Tracking API", pt. 4-8
     def tracking(self, ui: UiPage) -> str | None:
@@ -566,6 +567,24 @@ class Tour:
         show_assessments(ui, trace)
         ui.page.get_by_role("button", name="Add feedback").first.wait_for()
         self.shoot(ui, "llmops-review-feedback")
+        return self.llmops_improvement(ui)
+
+    # The loop continued: a judge aligned to the reviewer (align), a prompt version MLflow wrote (optimize)
+    def llmops_improvement(self, ui: UiPage) -> str | None:
+        align = newest(runs_tagged(self.client, "quiz.step", "alignment"))
+        if align is None:
+            return "no align run (make demo runs -e align after compare)"
+        measured = self.client.download_artifacts(align.info.run_id, "judge_agreement.csv")
+        aligned = Path(measured).read_text().splitlines()[1].split(",")[0]  # the first aligned judge's name
+        ui.open(f"/experiments/{align.info.experiment_id}/judges", aligned)
+        self.shoot(ui, "llmops-aligned-judge")
+
+        optimize = newest(runs_tagged(self.client, "quiz.step", "optimization"))
+        if optimize is None:
+            return "no optimize run (make demo runs -e optimize after align)"
+        name, version = optimize.data.tags["quiz.optimized_prompt"].split(" v")
+        ui.open(f"/prompts/{quote(name)}?promptVersion={version}", f"Version {version}", "quiz.optimized_from")
+        self.shoot(ui, "llmops-optimized-prompt")
         return None
 
 

@@ -10,21 +10,28 @@ own (THE generation loop, quiz/generation.py) and is judged by the scorers of ev
 each is also an app version (a LoggedModel, UI: the experiment's Versions tab) its traces link to.
 Which scorers may decide is quiz/decision.py's rule: the code scorers, and the judges that a review
 (-e review) measured as agreeing with the humans; the others are shown, and set aside with the
-reason. This run gets the comparison table, a chart and the decision; a clear winner's prompt
-version gets the alias @champion, moved only when it beat the champion.
+reason. ``-P judges=aligned`` puts the judges that ``align`` taught in place of the talk's judges of
+the same criteria, under the same rule (trusted only as measured on align's held-out answers).
+This run gets the comparison table, a chart and the decision; a clear winner's prompt version gets
+the alias @champion, moved only when it beat the champion.
 """
 
 import evaluate_responses
 import mlflow
 
 import cli
-from quiz import comparison, dataset, decision, generation, labels, options, provider
+from quiz import alignment, comparison, dataset, decision, generation, labels, options, provider
 from quiz.questions import load_questions
+
+TALK, ALIGNED = "talk", "aligned"  # -P judges=
 
 
 def main() -> None:
     args = parse_args()
     provider.require_api_key()  # checked before any MLflow call
+    if args.judges == ALIGNED:
+        alignment.require_extra("judging with an aligned judge")
+        provider.before_litellm_calls()  # MemAlign judges embed through litellm, then evaluate runs
     questions = load_questions(max_questions=args.max_questions)
     exam_records = dataset.records()
 
@@ -39,12 +46,12 @@ def main() -> None:
         prompts = [mlflow.genai.load_prompt(f"prompts:/{t}@production", allow_missing=True) for t in args.templates]
         generation.require_prompts(system, *prompts)
         scorers = list(evaluate_responses.guidelines_model(args.judge_model))
+        if args.judges == ALIGNED:  # the judges align registered in this experiment, in place of the talk's
+            scorers = alignment.with_aligned(scorers, run.info.experiment_id)
 
         # The evidence: code scorers, and the judges whose latest review found them agreeing with you
         trust = decision.trusted(scorers, labels.measurements(run.info.experiment_id))
-        print("Evidence (quiz/decision.py: code scorers, and judges that review measured as trustworthy):")
-        print("\n".join(trust.lines()))
-        log_trust(trust)
+        comparison.log_trust(trust)
 
         # Every candidate on the same questions with the same scorers, each in its nested run
         candidates = comparison.specs(prompts, args.models, args.max_tokens)
@@ -52,30 +59,16 @@ def main() -> None:
             candidates, questions, scorers, system, (exam, version), args.temperature, args.seed, args.concurrency
         )
 
-        # The comparison: a table and a chart on this run, then the decision by the rule
-        table = decision.comparison_table(results, figures, trust)
-        mlflow.log_text(table.to_csv(index=False), "comparison.csv")
-        mlflow.log_figure(comparison.chart(table), "comparison.png")
+        # The decision by the rule; the table, the chart and the decision on this run
         verdict = decision.decide(results, trust)
-        mlflow.set_tags({"decision": verdict.text, "decision_reason": verdict.reason, "decision_rule": decision.RULE})
-        for one in results:
-            won = verdict.winner is not None and verdict.winner.name == one.name
-            tags = {"quiz.compare_run": run.info.run_id, "quiz.decision": "winner" if won else "compared"}
-            mlflow.set_logged_model_tags(figures[one.name]["app_version"], tags)
-        champion_line = f"@{comparison.CHAMPION} unchanged (no clear winner)"
-        if verdict.winner:
-            mlflow.set_tag("winner", verdict.winner.name)
-            compared = [f"{p.name} v{p.version}" for p in prompts]
-            target, beaten, champion_line = comparison.champion_move(verdict.winner, compared)
-            if target:  # the winner's prompt version becomes @champion; the beaten champion loses the alias
-                for name in beaten:
-                    mlflow.genai.delete_prompt_alias(name, alias=comparison.CHAMPION)
-                mlflow.genai.set_prompt_alias(target[0], alias=comparison.CHAMPION, version=target[1])
+        table = comparison.record(results, figures, trust, verdict, run.info.run_id)
+        target, beaten, champion_line = comparison.champion_move(verdict, prompts)
+        for name in beaten:  # a clear winner beat the champion: it loses the alias, the winner's version gets it
+            mlflow.genai.delete_prompt_alias(name, alias=comparison.CHAMPION)
+        if target:
+            mlflow.genai.set_prompt_alias(target[0], alias=comparison.CHAMPION, version=target[1])
 
-    print("\nComparison (every pass rate in comparison.csv; comparison.png on the run):")
-    print(table[[c for c in comparison.BRIEF if c in table and table[c].notna().any()]].to_string(index=False))
-    print(f"\nDecision: {verdict.text}. {verdict.reason}")
-    print(champion_line)
+    comparison.print_outcome(table, verdict, champion_line)
     best = verdict.winner or max(results, key=lambda c: c.overall(trust.kept))
     cli.print_ui_hint(run, "the comparison run; its child runs are the candidates")
     cli.print_next(
@@ -107,25 +100,17 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument(
         "--max-questions", type=cli.whole_number(-1), default=-1, help="the first N questions (-1 = all)"
     )
+    options.add_model_uri(parser, "--judge-model", "<provider>:/<model> of every judge")
     parser.add_argument(
-        "--judge-model",
-        type=evaluate_responses.judge_uri,
-        default="openai:/gpt-4.1-mini",
-        help="<provider>:/<model> of every judge",
+        "--judges",
+        default=TALK,
+        choices=[TALK, ALIGNED],
+        help="the talk's judges, or in their place the aligned ones registered in this experiment (align)",
     )
     parser.add_argument("--concurrency", type=cli.whole_number(1), default=8, help="questions at once")
     parser.add_argument("--temperature", type=float, default=0.7, help="for every candidate")
     parser.add_argument("--seed", type=int, default=42, help="sampling seed (providers that honour it)")
     return parser.parse_args(argv)
-
-
-def log_trust(trust: decision.Trust) -> None:
-    """On the run: the thresholds, the scorers the decision uses, and each judge set aside and why."""
-    mlflow.log_params(
-        {"trust_min_kappa": decision.MIN_KAPPA, "trust_min_labelled": decision.MIN_LABELLED}
-        | {"trusted_scorers": " ".join(trust.kept), "set_aside_judges": " ".join(trust.set_aside) or "none"}
-    )
-    mlflow.set_tags({f"set_aside.{name}": reason for name, reason in trust.set_aside.items()})
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import pandas as pd
 from mlflow.entities import AssessmentSource
 
 import cli
-from quiz import decision, generation, labels
+from quiz import generation, labels
 from quiz.questions import load_expectations, load_questions
 
 TERMINAL, UI = "terminal", "ui"  # -P labels=: ask in the terminal; ask nothing (label in the Review page)
@@ -51,7 +51,7 @@ def main() -> None:
         mlflow.log_param("verdicts_counted", counted or "anyone's latest")
         generation_run = evaluate_responses.find_generation_run(args.generation_run_id, run.info.experiment_id)
         mlflow.set_tag("quiz.reviewed_run_id", generation_run.info.run_id)
-        traces = traced_answers(generation_run)
+        traces = generation.traced_answers(generation_run)
 
         # MLflow's Review page: a Yes/No question per judge (label schemas), the run's answers as a queue
         schema_ids = labels.ensure_label_schemas(run.info.experiment_id, asked)
@@ -98,7 +98,7 @@ def main() -> None:
             if row.kappa is not None and pd.notna(row.kappa):
                 mlflow.log_metric(f"{row.judge}/kappa", row.kappa)
 
-    print_agreement(table, counted)
+    labels.print_agreement(table, counted)
     cli.print_ui_hint(run, "the review run; the verdicts are on each trace of the generation run")
     if table.empty:
         cli.print_next(
@@ -138,21 +138,6 @@ def parse_args(argv: list[str] | None = None):
         help="whose verdicts count, and your name on the ones logged here; 'none' = count anyone's, log as your login",
     )
     return parser.parse_args(argv)
-
-
-def traced_answers(run) -> pd.DataFrame:
-    """The run's answered questions with their traces (a run without traces cannot be reviewed)."""
-    table = generation.answered(run)
-    table = table[table["trace_id"] != ""].reset_index(drop=True)
-    table["trace"] = [mlflow.get_trace(trace_id) for trace_id in table["trace_id"]]
-    table = table[table["trace"].notna()].reset_index(drop=True)
-    if table.empty:
-        raise cli.UserError(
-            f"run {run.info.run_id} has no traced answer to review. "
-            "Generate answers with tracing on (the generate entry points do), e.g. "
-            "mlflow run -e generate_answers --env-manager=local --experiment-name se-answers ."
-        )
-    return table
 
 
 def require_verdicts(traces, asked: dict, counted: str | None, generation_run, page: str) -> None:
@@ -201,24 +186,6 @@ def ask(answer, asked: dict[str, str], done: dict) -> labels.Label | None:
     except EOFError:
         comment = ""
     return labels.Label(answer.question, verdicts, comment)
-
-
-def print_agreement(table: pd.DataFrame, counted: str | None) -> None:
-    if table.empty:
-        print("\nNo answer has both a human verdict and a judge's yet: nothing to compare.")
-        return
-    whose = f"{counted}'s latest verdict" if counted else "the latest human verdict, by anyone,"
-    print(f"\nJudges against the humans ({whose} per answer; judge_agreement.csv on the run):")
-    print(f"  {'judge':30s} {'model':22s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}  trusted by compare?")
-    for row in table.itertuples():
-        kappa = "n/a" if row.kappa is None or pd.isna(row.kappa) else f"{row.kappa:.2f}"
-        ok = row.kappa is not None and pd.notna(row.kappa) and row.kappa >= decision.MIN_KAPPA
-        trusted = "yes" if ok and row.labelled >= decision.MIN_LABELLED else "no"
-        print(f"  {row.judge:30s} {row.judge_model:22s} {row.labelled:8d} {row.agreement:9.2f} {kappa:>6s}  {trusted}")
-    print(
-        "kappa: 1 = agrees as well as possible, 0 = no better than chance; n/a = everyone said the same. "
-        f"compare trusts a judge at kappa >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED} answers."
-    )
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ HEAVIEST_FIRST = [
     "test_autologging_example.py",
     "test_stack.py",
     "test_present_llm.py",
+    "test_llmops_improve.py",
     "test_local_llm.py",
     "test_ui_browser.py",
     "test_tracking_example.py",
@@ -69,6 +70,9 @@ HEAVIEST_FIRST = [
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 # And one uvicorn worker, not MLflow's default four: the tests send one request at a time.
 os.environ.setdefault("MLFLOW_WORKERS", "1")
+# litellm (dspy's model client) and every process that imports it (MLflow prices traced calls with it,
+# `mlflow ui` loads it) would fetch litellm's price list from GitHub first: the bundled one instead.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def pytest_collection_modifyitems(items):

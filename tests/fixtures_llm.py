@@ -19,9 +19,12 @@ from devtools.openai_server import (  # noqa: F401  (re-exported for the test fi
 
 
 @pytest.fixture
-def llm_server(monkeypatch):
-    """A running FakeOpenAIServer; OPENAI_BASE_URL/OPENAI_API_KEY point at it for subprocesses."""
+def llm_server(monkeypatch, tmp_path):
+    """A running FakeOpenAIServer; OPENAI_BASE_URL/OPENAI_API_KEY point at it for subprocesses, and
+    DSPy (align's optimizers) caches its answers in the test's own folder: a cache shared by tests
+    would answer one test's request with another test's server's answer."""
     server = FakeOpenAIServer().start()
+    monkeypatch.setenv("DSPY_CACHEDIR", str(tmp_path / "dspy-cache"))
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.delenv("OPENAI_API_BASE", raising=False)

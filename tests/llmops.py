@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tests import examples
-from tests.harness import REPO_ROOT
+from tests.harness import REPO_ROOT, run_script
 
 PROJECT = "llmops_project"
 PROJECT_DIR = REPO_ROOT / PROJECT
@@ -32,6 +32,7 @@ cli, evaluate_responses, register_all_prompts, agent_entry_point, search, questi
     )
 )
 load_expectations, load_questions = questions.load_expectations, questions.load_questions
+UNSURE = "(unsure)"  # the test server's judges say "no" to an answer holding it (judge_no)
 
 
 def project_questions() -> list[dict]:
@@ -92,3 +93,17 @@ def assert_totals_match_traces(run, traces) -> None:
         assert metrics["cost_usd"] == pytest.approx(sum(costs))
     else:
         assert "cost_usd" not in metrics
+
+
+def generate_and_judge(store, server, experiment: str, count: int, unsure: list[int] = ()) -> str:
+    """A generation run of the first ``count`` questions, judged by evaluate_responses; the answers to
+    the questions numbered in ``unsure`` hold UNSURE, so every judge says "no" to them. Its run id."""
+    register_prompts_in_process()
+    questions = [r["Question"] for r in project_questions()[:count]]
+    server.answers = {questions[n - 1]: f"A short answer, marked {UNSURE}, that every judge rejects." for n in unsure}
+    server.judge_no = [UNSURE]
+    where = {"MLFLOW_EXPERIMENT_NAME": experiment}
+    generated = run_script(store, f"{PROJECT}/generate_answers.py", "--max-questions", str(count), env=where)
+    run_id = generated.run.info.run_id
+    run_script(store, f"{PROJECT}/evaluate_responses.py", "--generation-run-id", run_id, env=where)
+    return run_id

@@ -74,7 +74,8 @@ def assert_the_part_walked(part: str, done: subprocess.CompletedProcess, links: 
     out of all of present.STEPS, and showed one UI link per step."""
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     announced = re.findall(r"^━━ Step (\d+)/(\d+) · (.+?) ━", done.stdout, flags=re.MULTILINE)
-    assert [int(number) for number, _, _ in announced] == steps_of(part)
+    shown = [n for n in steps_of(part) if not present_py.STEPS[n - 1].missing()]  # an extra not installed: skipped
+    assert [int(number) for number, _, _ in announced] == shown
     assert {int(total) for _, total, _ in announced} == {len(present_py.STEPS)}
     assert len(links) == len(announced)
 

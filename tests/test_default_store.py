@@ -51,12 +51,13 @@ def test_apply_defaults_points_at_the_repository_root():
     assert default_store.sqlite_path(environ["MLFLOW_TRACKING_URI"]) == REPO_ROOT / "mlflow.db"
     assert Path(environ[default_store.ARTIFACT_ROOT_VARIABLE]) == REPO_ROOT / "mlartifacts"
     assert environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"  # local copies are instant
+    assert environ["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"  # litellm's bundled price list: no download
 
 
 def test_an_explicit_server_uri_wins_and_gets_no_local_artifact_root():
     environ = {"MLFLOW_TRACKING_URI": "http://localhost:5000"}
     default_store.apply_defaults(environ)
-    assert environ == {"MLFLOW_TRACKING_URI": "http://localhost:5000"}
+    assert environ == {"MLFLOW_TRACKING_URI": "http://localhost:5000", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
 @pytest.mark.e2e  # several fresh interpreters of the venv: ~10 s

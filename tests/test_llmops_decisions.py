@@ -16,12 +16,14 @@ from tests.harness import run_project, run_script
 from tests.llmops import (
     PROJECT,
     PROJECT_DIR,
+    UNSURE,
     answers_csv,
     artifact_table,
     assert_totals_match_traces,
     decision,
     error_lines,
     evaluate_responses,
+    generate_and_judge,
     human_feedback,
     labels,
     load_questions,
@@ -33,7 +35,6 @@ from tests.llmops import (
 
 BASIC_PROMPT = "Be concise but comprehensive."  # text of prompts/basic.txt only
 PRACTICAL_PROMPT = "Provide an answer that:"  # text of prompts/practical.txt only
-UNSURE = "(unsure)"  # the test server's judges say "no" to an answer holding it (judge_no)
 NEVER_REVIEWED = "never reviewed (advisory until a review measures it)"
 SCORERS = list(evaluate_responses.guidelines_model("openai:/gpt-4.1-mini"))
 CODE = ["enough_words", "not_too_many_words"]
@@ -127,20 +128,6 @@ def test_the_comparison_table_counts_unknown_and_unanswered_as_not_passed():
 
 
 # --- review: the Review page's questions and queue, verdicts from anywhere, judges measured -------------
-
-
-def generate_and_judge(store, server, experiment: str, count: int, unsure: list[int] = ()) -> str:
-    """A generation run of the first ``count`` questions, judged by evaluate_responses; the answers to
-    the questions numbered in ``unsure`` hold UNSURE, so every judge says "no" to them. Its run id."""
-    register_prompts_in_process()
-    questions = [r["Question"] for r in project_questions()[:count]]
-    server.answers = {questions[n - 1]: f"A short answer, marked {UNSURE}, that every judge rejects." for n in unsure}
-    server.judge_no = [UNSURE]
-    where = {"MLFLOW_EXPERIMENT_NAME": experiment}
-    generated = run_script(store, f"{PROJECT}/generate_answers.py", "--max-questions", str(count), env=where)
-    run_id = generated.run.info.run_id
-    run_script(store, f"{PROJECT}/evaluate_responses.py", "--generation-run-id", run_id, env=where)
-    return run_id
 
 
 @pytest.mark.entry_point("llmops_project", "review")

@@ -588,6 +588,28 @@ def test_models_endpoint_lists_the_local_model(local_llm):
 
 
 @pytest.mark.local_llm
+def test_embeddings_are_unit_vectors_of_the_asked_size_and_similar_texts_are_nearer(local_llm):
+    """What MemAlign (align) asks for: one vector per input, `dimensions` long, with cosine similarity
+    higher between two texts on one topic than between unrelated ones."""
+    texts = ["What is a unit test?", "A unit test checks one function.", "The weather in Lisbon is sunny."]
+    response = httpx.post(
+        f"{local_llm}/embeddings",
+        json={"model": "text-embedding-3-small", "input": texts, "dimensions": 512},
+        timeout=REQUEST_TIMEOUT,
+    )
+    assert response.status_code == 200, response.text
+    vectors = [item["embedding"] for item in response.json()["data"]]
+    assert [len(v) for v in vectors] == [512] * 3
+    assert all(abs(sum(x * x for x in v) - 1) < 1e-6 for v in vectors)
+
+    def cosine(a, b):
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2])
+    assert httpx.post(f"{local_llm}/embeddings", json={}, timeout=30).status_code == 400
+
+
+@pytest.mark.local_llm
 def test_plain_chat_completion_under_any_model_name(local_llm):
     for model in ("gpt-4.1-mini", "gpt-5-mini"):
         body = _chat(

@@ -1,13 +1,15 @@
-"""present.py's LLM steps (register the prompts, generate, evaluate, review, compare, the agent),
-straight through on a temporary store, against the repository's OpenAI-compatible test server.
+"""present.py's LLM steps (register the prompts, generate, evaluate, review, compare, align, optimize,
+the agent), straight through on a temporary store, against the repository's OpenAI-compatible test server.
 test_present.py and test_present_census.py walk the other parts, on other pytest workers."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 
 import pytest
 from mlflow.entities import ViewType
+from mlflow.genai.scorers import list_scorers
 
 import present as present_py
 from tests import presenting
@@ -37,14 +39,30 @@ def test_the_llm_half_runs_every_step_against_the_provider_the_environment_gives
     assert presenting.steps_of(PART)[-1] == len(present_py.STEPS)
     runs = module_store.all_runs()
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert {"compare", "evaluate", "review-instructor"} <= {r.info.run_name for r in runs}
+    assert {"compare", "evaluate", "review-instructor", "optimize-champion"} <= {r.info.run_name for r in runs}
     assert module_store.client.get_prompt_version_by_alias("basic", "production")
-    # review measured the judges first (4 labelled answers: too few to trust any), then compare decided
-    # on the code scorers: the 8-token budget cuts every answer short of enough_words' 10 words.
+    # review measured the judges first (8 labelled answers; the test server's judges, saying yes to all, no
+    # better than chance), then compare decided on the code scorers: the 8-token budget cuts every answer
+    # short of enough_words' 10 words.
     [compare] = [r for r in runs if r.info.run_name == "compare"]
     assert compare.data.tags["decision"] == "winner: basic @ gpt-4.1-mini (500 tokens)"
     assert compare.data.params["trusted_scorers"] == "enough_words not_too_many_words"
     assert compare.data.tags["set_aside.correctness"].startswith("kappa ")  # measured by the walk's review
+    # align taught correctness the instructor's labels (MemAlign, through the provider's embeddings) and
+    # registered it, when its optional extra is installed (make demo and make test-all install it);
+    # optimize rewrote basic v1 (the champion) into v2, tagged, and compared the two on held-out
+    # questions: the test server answers both alike, so no clear winner, and @champion stays.
+    if importlib.util.find_spec("dspy") is not None:
+        [align] = [r for r in runs if r.info.run_name == "align-instructor"]
+        assert {"correctness/before_agreement", "correctness/after_agreement"} <= set(align.data.metrics)
+        aligned = list_scorers(experiment_id=align.info.experiment_id)
+        assert [s.name for s in aligned] == ["correctness_aligned_to_instructor"]
+        assert llm.embedding_requests
+    else:
+        assert "it needs dspy, of an optional extra not installed here: make align-install" in done.stdout
+    [optimize] = [r for r in runs if r.info.run_name == "optimize-champion"]
+    assert module_store.client.get_prompt_version("basic", 2).tags["quiz.optimized_from"] == "basic v1"
+    assert optimize.data.tags["decision"] == "no clear winner"
     assert module_store.client.get_prompt_version_by_alias("basic", "champion").version == 1
     assert len(llm.chat_requests("judge")) > 0  # the LLM steps went to the provider the environment gave
     # The provider was given, not started: no export line for an offline model is shown.

@@ -404,3 +404,6 @@ class _DropMessage(logging.Filter):
 logging.getLogger("mlflow.sklearn").addFilter(_DropMessage("Saving scikit-learn models in the pickle"))
 # MLflow 3.17's sklearn autolog still calls scikit-learn 1.9's metrics with the renamed `y_pred`.
 warnings.filterwarnings("ignore", message="`y_pred` was renamed to `y_proba`", category=FutureWarning)
+# llmops_project's optimize: MLflow 3.17's optimize_prompts logs its train data as a dataset whose source
+# two of MLflow's own source types claim alike, and warns about its own choice.
+warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")

@@ -43,6 +43,10 @@ LangChain, MLflow's judges) work against it unchanged:
    brackets or braces); a seeded request never reuses the cached prompt of another, so the same
    seed gives the same text. LOCAL_LLM_DECODING selects the rules.
 
+7. ``POST /v1/embeddings`` (MemAlign's memory of labelled examples, ``align``): the same model in
+   llama.cpp's embedding mode, a second instance loaded on the first such request
+   (llm_server/embeddings.py). Its vectors are a 135M chat model's, good enough for the mechanism.
+
 ``temperature`` and ``seed`` are honoured per request; ``--temperature`` / ``--seed`` set them for
 requests that leave them out (MLflow's judges send neither). With temperature 0 the model always
 picks its most likely token.

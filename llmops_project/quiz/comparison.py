@@ -183,10 +183,15 @@ def chart(table: pd.DataFrame):
     return figure
 
 
-def champion_move(winner: decision.Candidate, compared: list[str]) -> tuple[tuple[str, int] | None, list[str], str]:
-    """Where @champion goes after ``winner`` won: (prompt name, version) to point it at, or None to
-    leave it; the templates it leaves; and the line to print. It moves only when the current
-    champion (if any) was among the candidates the winner beat: a champion never compared stays."""
+def champion_move(verdict, prompts: list) -> tuple[tuple[str, int] | None, list[str], str]:
+    """Where @champion goes after the decision ``verdict`` among the versions ``prompts``: (prompt
+    name, version) to point it at, or None to leave it; the templates it leaves; and the line to print.
+    It moves only to a clear winner, and only when the current champion (if any) was among the
+    candidates the winner beat: a champion never compared stays."""
+    winner = verdict.winner
+    if winner is None:
+        return None, [], f"@{CHAMPION} unchanged (no clear winner)"
+    compared = [f"{p.name} v{p.version}" for p in prompts]
     current = {
         name: found
         for name in options.user_templates()
@@ -208,3 +213,40 @@ def champion_move(winner: decision.Candidate, compared: list[str]) -> tuple[tupl
         list(current),
         f"@{CHAMPION} is now {winner.template} v{winner.version} (was {was})",
     )
+
+
+def log_trust(trust: decision.Trust) -> None:
+    """On the run: the thresholds, the scorers the decision uses, and each judge set aside and why;
+    printed too."""
+    print("Evidence (quiz/decision.py: code scorers, and judges measured as trustworthy):")
+    print("\n".join(trust.lines()))
+    mlflow.log_params(
+        {"trust_min_kappa": decision.MIN_KAPPA, "trust_min_labelled": decision.MIN_LABELLED}
+        | {"trusted_scorers": " ".join(trust.kept), "set_aside_judges": " ".join(trust.set_aside) or "none"}
+    )
+    mlflow.set_tags({f"set_aside.{name}": reason for name, reason in trust.set_aside.items()})
+
+
+def record(
+    results: list[decision.Candidate], figures: dict[str, dict], trust: decision.Trust, verdict, run_id: str
+) -> pd.DataFrame:
+    """On the comparison run: comparison.csv, comparison.png and the decision's tags; on each candidate's
+    app version, whether it won. The table."""
+    table = decision.comparison_table(results, figures, trust)
+    mlflow.log_text(table.to_csv(index=False), "comparison.csv")
+    mlflow.log_figure(chart(table), "comparison.png")
+    mlflow.set_tags({"decision": verdict.text, "decision_reason": verdict.reason, "decision_rule": decision.RULE})
+    if verdict.winner:
+        mlflow.set_tag("winner", verdict.winner.name)
+    for one in results:
+        won = verdict.winner is not None and verdict.winner.name == one.name
+        tags = {"quiz.compare_run": run_id, "quiz.decision": "winner" if won else "compared"}
+        mlflow.set_logged_model_tags(figures[one.name]["app_version"], tags)
+    return table
+
+
+def print_outcome(table: pd.DataFrame, verdict, champion_line: str) -> None:
+    print("\nComparison (every pass rate in comparison.csv; comparison.png on the run):")
+    print(table[[c for c in BRIEF if c in table and table[c].notna().any()]].to_string(index=False))
+    print(f"\nDecision: {verdict.text}. {verdict.reason}")
+    print(champion_line)

@@ -11,6 +11,14 @@ The evidence: every candidate is scored by the same scorers, but not every score
   least ``MIN_LABELLED`` labelled answers.
 * A judge that no review has measured is *advisory until reviewed*: its verdicts are shown beside
   the others (the pass rates, the chart), never counted.
+* An *aligned* judge (``align``: a judge taught by a reviewer's labels, registered in the experiment
+  as ``<judge>_aligned_to_<reviewer>``; ``compare -P judges=aligned``) is a judge like any other, by
+  its own name and model. Its measurement is the one ``align`` makes on the labelled answers it
+  held out, whose questions the alignment never saw: the same figures as a review's (agreement and
+  kappa against the human labels), recorded the same way (``judge_agreement.csv`` on the align
+  run), so the same thresholds apply. Measured on the answers it learnt from, any judge would look
+  better than it is; and no review can measure it directly, because the reviewers' labels carry
+  the criterion's name, not the aligned judge's. Not aligned, not measured: advisory.
 
 The rule, on the trusted scorers only. With a handful of questions, a higher average can be luck.
 So a candidate wins only when:
@@ -45,7 +53,8 @@ MIN_LABELLED = 8
 PASSING = {True, "yes", "true", "pass", "passed"}  # what a passed verdict looks like (1.0 too)
 
 RULE = (
-    f"scorers: code scorers, and judges measured by review at kappa >= {MIN_KAPPA} on >= {MIN_LABELLED} answers; "
+    f"scorers: code scorers, and judges measured (by review, or on align's held-out answers) at kappa >= {MIN_KAPPA} "
+    f"on >= {MIN_LABELLED} answers; "
     f"winner: eligible (no failed question, no trusted judge error), best overall score, and against every other "
     f"candidate a margin >= {MIN_MARGIN} and a one-sided sign test over the questions p <= {ALPHA}"
 )

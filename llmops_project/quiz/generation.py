@@ -188,6 +188,21 @@ def answered(run) -> pd.DataFrame:
     return ok
 
 
+def traced_answers(run) -> pd.DataFrame:
+    """The run's answered questions with their traces (a run without traces cannot be reviewed)."""
+    table = answered(run)
+    table = table[table["trace_id"] != ""].reset_index(drop=True)
+    table["trace"] = [mlflow.get_trace(trace_id) for trace_id in table["trace_id"]]
+    table = table[table["trace"].notna()].reset_index(drop=True)
+    if table.empty:
+        raise cli.UserError(
+            f"run {run.info.run_id} has no traced answer to review. "
+            "Generate answers with tracing on (the generate entry points do), e.g. "
+            "mlflow run -e generate_answers --env-manager=local --experiment-name se-answers ."
+        )
+    return table
+
+
 def answers_table(answers: pd.DataFrame, prompt, model: str) -> pd.DataFrame:
     """The answers with the prompt and model that made them, in the columns of answers.csv."""
     table = answers.assign(prompt_template=prompt.name, prompt_version=int(prompt.version), model=model)

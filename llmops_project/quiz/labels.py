@@ -33,6 +33,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from cli import UserError
+from quiz import decision
 from quiz.decision import Measurement, is_judge, passed
 
 # What a reviewer is asked, per judge of the talk; another judge is asked about its own guidelines.
@@ -45,6 +46,7 @@ QUESTIONS = {
 }
 YES, NO = {"yes", "y", "true", "pass", "1"}, {"no", "n", "false", "fail", "0"}
 REVIEW_STEP = "review"  # the quiz.step tag of review runs (generation.STEP_TAG)
+ALIGNMENT_STEP = "alignment"  # ... and of align runs, which measure the judges they align on held-out answers
 AGREEMENT_ARTIFACT = "judge_agreement.csv"
 
 
@@ -198,14 +200,17 @@ def agreement_table(pairs: dict[tuple[str, str], list[tuple[bool, bool]]], order
 
 
 def measurements(experiment_id: str) -> dict[tuple[str, str], Measurement]:
-    """The latest measurement of each (judge, judge model) in the experiment: from the review runs'
-    judge_agreement.csv, newest run first (what ``compare`` trusts or sets aside)."""
-    runs = mlflow.search_runs(
-        [experiment_id],
-        f"tags.`quiz.step` = '{REVIEW_STEP}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        output_format="list",
-    )
+    """The latest measurement of each (judge, judge model) in the experiment: from the
+    judge_agreement.csv of the review runs and of the align runs (an aligned judge, on its held-out
+    answers), newest run first (what ``compare`` trusts or sets aside)."""
+    runs = [
+        run
+        for step in (REVIEW_STEP, ALIGNMENT_STEP)
+        for run in mlflow.search_runs(
+            [experiment_id], f"tags.`quiz.step` = '{step}' and attributes.status = 'FINISHED'", output_format="list"
+        )
+    ]
+    runs.sort(key=lambda run: run.info.start_time, reverse=True)
     found: dict[tuple[str, str], Measurement] = {}
     for run in runs:
         try:
@@ -223,6 +228,25 @@ def measurements(experiment_id: str) -> dict[tuple[str, str], Measurement]:
                     row.judge, row.judge_model, int(row.labelled), float(row.agreement), kappa_value, run.info.run_id
                 )
     return found
+
+
+def print_agreement(table: pd.DataFrame, counted: str | None, title: str = "Judges against the humans") -> None:
+    """The agreement table as review prints it (align prints its before/after with the same words)."""
+    if table.empty:
+        print("\nNo answer has both a human verdict and a judge's yet: nothing to compare.")
+        return
+    whose = f"{counted}'s latest verdict" if counted else "the latest human verdict, by anyone,"
+    print(f"\n{title} ({whose} per answer; {AGREEMENT_ARTIFACT} on the run):")
+    print(f"  {'judge':30s} {'model':22s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}  trusted by compare?")
+    for row in table.itertuples():
+        kappa = "n/a" if row.kappa is None or pd.isna(row.kappa) else f"{row.kappa:.2f}"
+        ok = row.kappa is not None and pd.notna(row.kappa) and row.kappa >= decision.MIN_KAPPA
+        trusted = "yes" if ok and row.labelled >= decision.MIN_LABELLED else "no"
+        print(f"  {row.judge:30s} {row.judge_model:22s} {row.labelled:8d} {row.agreement:9.2f} {kappa:>6s}  {trusted}")
+    print(
+        "kappa: 1 = agrees as well as possible, 0 = no better than chance; n/a = everyone said the same. "
+        f"compare trusts a judge at kappa >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED} answers."
+    )
 
 
 # --- MLflow's Review page: label schemas and a review queue ---------------------------------------------

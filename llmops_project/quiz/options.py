@@ -73,3 +73,23 @@ def whole_numbers(text: str) -> list[int]:
     if len(set(words)) != len(words):
         raise argparse.ArgumentTypeError(f"{text!r} names the same number twice")
     return [int(word) for word in words]
+
+
+JUDGE_MODEL = "openai:/gpt-4.1-mini"  # the talk's judge model
+
+
+def model_uri(text: str) -> str:
+    """An argparse type for a model URI, ``<provider>:/<model>``."""
+    if ":/" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a model URI such as openai:/gpt-4.1-mini")
+    return text
+
+
+def add_model_uri(parser: argparse.ArgumentParser, option: str, help: str, default: str = JUDGE_MODEL) -> None:
+    """A ``<provider>:/<model>`` option (--judge-model, --reflection-model, ...)."""
+    parser.add_argument(option, type=model_uri, default=default, help=help)
+
+
+def add_held_out(parser: argparse.ArgumentParser, help: str) -> None:
+    """--held-out: the share of something kept out of learning, to measure on (align, optimize)."""
+    parser.add_argument("--held-out", type=cli.fraction(low_open=True, high_open=True), default=0.5, help=help)

@@ -78,3 +78,19 @@ def chat_model(model: str, temperature: float, max_tokens: int):
         max_retries=MAX_RETRIES,
         timeout=TIMEOUT_SECONDS,
     )
+
+
+# litellm (installed for dspy, which aligns judges) fetches its model price list from GitHub when it is
+# imported, and MLflow imports it to price every traced call: offline, that fetch fails after retries.
+# The price list bundled with litellm instead; yours wins if set.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def before_litellm_calls() -> None:
+    """Call first in an entry point whose optimizers or judges call models through litellm (align,
+    optimize, compare with aligned judges) and that then runs mlflow.genai.evaluate or
+    optimize_prompts. litellm's logging thread imports one of its modules on its first logged call;
+    if MLflow is setting up its autologging hooks at that moment, each waits for the other's lock
+    for ever (seen in 3 of 4 optimize runs). Imported here first, nothing is left to import then."""
+    if importlib.util.find_spec("litellm") is not None:
+        import litellm.proxy.spend_tracking.savings  # noqa: F401

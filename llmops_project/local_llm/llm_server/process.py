@@ -91,6 +91,7 @@ def build_app(
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
     from llm_server.chat_handler import register_chat_handler
+    from llm_server.embeddings import Embedder
 
     register_chat_handler(rules)
     model = ModelSettings(
@@ -102,7 +103,8 @@ def build_app(
         n_threads_batch=THREADS,
         verbose=False,
     )
-    return OpenAICompatibility(create_app(server_settings=ServerSettings(), model_settings=[model]), defaults, rules)
+    app = create_app(server_settings=ServerSettings(), model_settings=[model])
+    return OpenAICompatibility(app, defaults, rules, embedder=Embedder(model_path))
 
 
 CHECK_PROMPT = (  # what install.py's check asks: a question with a judge-sized prompt around it

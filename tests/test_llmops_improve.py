@@ -1,0 +1,240 @@
+"""llmops_project's improvement loop: ``align`` (a judge taught by a reviewer's labels, registered,
+measured before and after on held-out answers), ``compare -P judges=aligned`` (the trust rule
+applied to it), and ``optimize`` (optimize_prompts on the champion, a tagged new prompt version, the
+comparison on held-out questions), against the deterministic test server. Mechanism only: the
+stand-in's verdicts and rewrites are scripted, so no figure here says anything about quality.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import mlflow
+import pytest
+from mlflow.genai.scorers import list_scorers
+
+from devtools.openai_server import REWRITE
+from tests.harness import run_project, run_script
+from tests.llmops import (
+    PROJECT,
+    artifact_table,
+    decision,
+    error_lines,
+    generate_and_judge,
+    labels,
+    project_questions,
+    register_prompts_in_process,
+    write_labels,
+)
+
+BASIC_PROMPT = "Be concise but comprehensive."  # text of prompts/basic.txt only
+ALIGNED = "correctness_aligned_to_ada"
+
+
+def review(store, experiment: str, run_id: str, tmp_path, verdicts: dict[int, str], reviewer: str = "ada") -> None:
+    """ada's correctness verdicts on the answers to the questions numbered in ``verdicts``."""
+    questions = [r["Question"] for r in project_questions()]
+    rows = [{"question": questions[n - 1], "correctness": v} for n, v in verdicts.items()]
+    path = write_labels(tmp_path / f"{reviewer}.csv", rows, names=["correctness"])
+    params = {"generation_run_id": run_id, "labels": str(path), "reviewer": reviewer}
+    run_script(store, f"{PROJECT}/review.py", params=params, env={"MLFLOW_EXPERIMENT_NAME": experiment})
+
+
+# align's optimizers need the optional extra requirements-align.txt (make test-all installs it; make test may not)
+needs_align_extra = pytest.mark.skipif(
+    importlib.util.find_spec("dspy") is None, reason="the align extra is not installed: make align-install"
+)
+
+
+@needs_align_extra
+@pytest.mark.entry_point("llmops_project", "align")
+def test_align_registers_an_aligned_judge_measured_before_and_after_and_compare_applies_the_trust_rule(
+    mlflow_store, llm_server, tmp_path
+):
+    """8 answers judged (the judges say no to questions 3 and 6), labelled by ada; align splits them
+    by question, aligns correctness with MemAlign on one half and measures on the other."""
+    run_id = generate_and_judge(mlflow_store, llm_server, "align-test", 8, unsure=[3, 6])
+    review(mlflow_store, "align-test", run_id, tmp_path, {n: "no" if n in (2, 3, 6) else "yes" for n in range(1, 9)})
+
+    result = run_project(
+        mlflow_store, PROJECT, "align", {"judges": "correctness", "reviewer": "ada"}, experiment_name="align-test"
+    )
+    run = result.run
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["quiz.step"] == "alignment"
+    metrics = run.data.metrics
+    assert metrics["correctness/aligned_on"] + metrics["correctness/held_out"] == 8
+    assert metrics["correctness/held_out"] == 4  # the split holds out half the questions, seeded
+    assert {"correctness/before_agreement", "correctness/after_agreement"} <= set(metrics)
+    assert run.data.params["optimizer"] == "memalign"
+
+    # before and after, per judge (judge_alignment.csv); the aligned judge's measurement as review records one
+    table = artifact_table(run, "judge_alignment.csv")
+    assert table["when"].tolist() == ["before", "after"]
+    assert table["judge"].tolist() == ["correctness", ALIGNED]
+    assert set(table["labelled"]) == {4}
+    measured = artifact_table(run, labels.AGREEMENT_ARTIFACT)
+    assert measured["judge"].tolist() == [ALIGNED]
+    assert labels.measurements(run.info.experiment_id)[(ALIGNED, "openai:/gpt-4.1-mini")].run_id == run.info.run_id
+    # The printed split and tables, in review's words
+    assert "Labelled answers split by question (seed 42, 50% held out):" in result.stdout
+    assert "Before: the judges, not aligned, on the held-out answers" in result.stdout
+    assert "trusted by compare?" in result.stdout
+    assert "-P judges=aligned" in result.stdout
+
+    # Registered in the experiment (UI: Judges), under a name saying it is aligned and to whom
+    assert [s.name for s in list_scorers(experiment_id=run.info.experiment_id)] == [ALIGNED]
+    assert llm_server.embedding_requests  # MemAlign remembered the labelled examples by their embeddings
+
+    # compare with the aligned judge in place of the talk's correctness: trusted only if measured well
+    # enough, and 4 held-out answers are fewer than the rule's minimum. (One candidate, 2 questions: the
+    # mechanism, cheaply.)
+    llm_server.requests.clear()
+    compare = run_script(
+        mlflow_store,
+        f"{PROJECT}/compare.py",
+        *("--templates", "basic", "--max-questions", "2", "--judges", "aligned"),
+        env={"MLFLOW_EXPERIMENT_NAME": "align-test"},
+    ).run
+    assert compare.info.status == "FINISHED"
+    assert compare.data.params["judges"] == "aligned"
+    assert compare.data.tags[f"set_aside.{ALIGNED}"].endswith(
+        f"on 4 answers (needs >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED})"
+    )
+    assert "set_aside.correctness" not in compare.data.tags  # replaced by the aligned one
+    table = artifact_table(compare, "comparison.csv")
+    assert f"{ALIGNED}/mean" in table
+    assert table["judge_errors"].tolist() == [0]
+    # loaded back from the registry with its memory: its prompts hold the labelled examples it recalls
+    assert any("Example Judgements" in str(r["messages"]) for r in llm_server.chat_requests("judge"))
+
+
+@pytest.mark.entry_point("llmops_project", "optimize")
+def test_optimize_registers_a_tagged_version_and_lets_the_comparison_move_the_champion(mlflow_store, llm_server):
+    """The stand-in rewrites the prompt (its template + REWRITE) and answers the rewritten one in full,
+    the original too briefly: on the 6 held-out questions the optimized version wins, and becomes
+    @champion."""
+    register_prompts_in_process()
+    llm_server.prompt_answers = {REWRITE: "{answer}", BASIC_PROMPT: "Too short."}
+    result = run_project(
+        mlflow_store,
+        PROJECT,
+        "optimize",
+        {"template": "basic", "max_questions": 8, "held_out": 0.75, "concurrency": 3},
+        experiment_name="optimize-test",
+    )
+    run = result.run
+    assert run.info.status == "FINISHED"
+    new = mlflow_store.client.get_prompt_version("basic", 2)
+    assert new.template.endswith(REWRITE)
+    assert {k: v for k, v in new.tags.items() if k.startswith("quiz.")} == {
+        "quiz.optimized_from": "basic v1",
+        "quiz.optimizer": "MetaPromptOptimizer",
+        "quiz.optimize_run": run.info.run_id,
+        "quiz.template_changed": "true",
+    }
+    assert run.data.params["trusted_scorers"] == "enough_words not_too_many_words"
+    children = {r.info.run_name: r for r in result.children_of(run)}
+    assert set(children) == {"metaprompt-basic-v1", "basic-v1-gpt-4.1-mini", "basic-v2-gpt-4.1-mini"}
+    assert children["metaprompt-basic-v1"].data.params["num_training_samples"] == "2"
+    assert children["basic-v2-gpt-4.1-mini"].data.metrics["total_questions"] == 6  # the held-out questions
+    assert run.data.tags["decision"] == "winner: basic v2 @ gpt-4.1-mini"
+    assert mlflow_store.client.get_prompt_version_by_alias("basic", "champion").version == 2
+    assert "@champion is now basic v2 (was none)" in result.stdout
+
+
+def test_optimize_says_when_the_optimizer_changed_nothing(mlflow_store, llm_server):
+    """MetaPrompt's answer unusable (the judges' JSON): MLflow registers the same template as a new
+    version all the same; optimize tags it so, says so, and compares nothing."""
+    register_prompts_in_process()
+    llm_server.rewrite_prompts = False
+    result = run_script(
+        mlflow_store, f"{PROJECT}/optimize.py", "--template", "basic", "--max-questions", "4", "--held-out", "0.5"
+    )
+    run = result.run
+    assert run.info.status == "FINISHED"
+    assert mlflow_store.client.get_prompt_version("basic", 2).tags["quiz.template_changed"] == "false"
+    assert run.data.tags["decision"] == "no comparison: the template did not change"
+    assert "changed nothing (MLflow registers a version all the same). Nothing to compare." in result.stdout
+    assert mlflow.genai.load_prompt("prompts:/basic@champion", allow_missing=True, cache_ttl_seconds=0) is None
+
+
+@needs_align_extra  # gepa is in the align extra
+def test_optimize_with_gepa_registers_a_version_tagged_with_it(mlflow_store, llm_server):
+    """GEPA, named: every train answer already passes the trusted code scorers, so it has nothing to
+    reflect on and keeps the template; the version is registered and tagged all the same."""
+    register_prompts_in_process()
+    result = run_script(
+        mlflow_store, f"{PROJECT}/optimize.py", *("--template", "basic", "--optimizer", "gepa", "--max-questions", "4")
+    )
+    assert result.run.info.status == "FINISHED"
+    tags = mlflow_store.client.get_prompt_version("basic", 2).tags
+    assert (tags["quiz.optimizer"], tags["quiz.template_changed"]) == ("GepaPromptOptimizer", "false")
+    assert "-P optimizer=metaprompt -P max_questions=8" in result.stdout  # what to try next
+
+
+@needs_align_extra
+def test_align_bad_input_is_one_line_no_run_left_running_and_nothing_registered(mlflow_store, llm_server, tmp_path):
+    align = f"{PROJECT}/align.py"
+    where = {"MLFLOW_EXPERIMENT_NAME": "bad"}
+    # An unknown judge: argparse, before any run
+    unknown = run_script(mlflow_store, align, "--judges", "correctnes", env=where, expect_success=False)
+    [line] = error_lines(unknown)
+    assert line.startswith("error: argument --judges: unknown name 'correctnes' in 'correctnes' (choose from ")
+    assert unknown.runs == []
+
+    # No reviewed answer in the experiment
+    register_prompts_in_process()
+    none = run_script(mlflow_store, align, env=where, expect_success=False)
+    [line] = error_lines(none)
+    assert line.startswith("error: no answer of this experiment was reviewed yet")
+    assert {r.info.status for r in none.runs} == {"FAILED"}
+
+    # Two labelled answers: the held-out part (1 question) is too small; SIMBA needs 10 to align on
+    generated = run_script(mlflow_store, f"{PROJECT}/generate_answers.py", "--max-questions", "2", env=where)
+    review(mlflow_store, "bad", generated.run.info.run_id, tmp_path, {1: "yes", 2: "no"})
+    llm_server.serve_embeddings = False  # a provider without /v1/embeddings: MemAlign cannot run there
+    no_embeddings = run_script(mlflow_store, align, env=where, expect_success=False)
+    [line] = error_lines(no_embeddings)
+    assert line.startswith(f"error: MemAlign needs embeddings, and {llm_server.base_url}/embeddings did not give them")
+    assert no_embeddings.runs == []
+    llm_server.serve_embeddings = True
+    small = run_script(mlflow_store, align, env=where, expect_success=False)
+    [line] = error_lines(small)
+    assert line.startswith("error: the held-out part has 1 labelled answer(s) on correctness; measuring a judge needs")
+    assert {r.info.status for r in small.runs} == {"FAILED"}
+    simba = run_script(mlflow_store, align, "--optimizer", "simba", env=where, expect_success=False)
+    [line] = error_lines(simba)
+    assert "correctness has 1 labelled answer(s) to align on and simba needs 10. Review about 18 more" in line
+    assert list_scorers(experiment_id=small.run.info.experiment_id) == []  # nothing registered
+
+
+def test_optimize_and_compare_bad_input_is_one_line_no_run_left_running_and_nothing_registered(
+    mlflow_store, llm_server
+):
+    optimize = f"{PROJECT}/optimize.py"
+    where = {"MLFLOW_EXPERIMENT_NAME": "bad"}
+    register_prompts_in_process()
+    # A held-out part too small: before any run
+    few = run_script(
+        mlflow_store, optimize, "--max-questions", "3", "--held-out", "0.3", env=where, expect_success=False
+    )
+    [line] = error_lines(few)
+    assert line.startswith("error: 3 question(s) split into 2 to optimize on and 1 held out")
+    assert few.runs == []
+    # No champion to start from
+    no_champion = run_script(mlflow_store, optimize, env=where, expect_success=False)
+    [line] = error_lines(no_champion)
+    assert line.startswith("error: no prompt template has the alias @champion yet")
+    assert {r.info.status for r in no_champion.runs} == {"FAILED"}
+    assert len(mlflow_store.client.search_prompt_versions("basic")) == 1  # nothing registered
+
+    # compare -P judges=aligned: no aligned judge registered (or, without the extra, the extra missing)
+    aligned = run_script(mlflow_store, f"{PROJECT}/compare.py", "--judges", "aligned", env=where, expect_success=False)
+    [line] = error_lines(aligned)
+    if importlib.util.find_spec("dspy") is None:
+        assert line.startswith("error: judging with an aligned judge needs dspy, of the optional extra")
+        assert aligned.runs == []
+    else:
+        assert line.startswith("error: no aligned judge is registered in this experiment")
+        assert {r.info.status for r in aligned.runs} == {"FAILED"}
