@@ -485,8 +485,8 @@ class Tour:
         self.shoot(ui, "llmops-pt5-prompts")
 
         prompt = next((p for p in prompts if p.name == "basic"), prompts[0])
-        versions = self.client.search_prompt_versions(prompt.name)
-        version = max(versions, key=lambda v: (bool(v.aliases), int(v.version)))  # an alias's, else the latest
+        # The version generation loads (@production, the talk's pt. 6), not a newer one optimize registered
+        version = self.client.get_prompt_version_by_alias(prompt.name, "production")
         route = f"/prompts/{quote(prompt.name)}?promptVersion={version.version}"
         ui.open(route, f"Version {version.version}", *version.aliases, *filter(None, [version.commit_message]))
         self.shoot(ui, "llmops-pt6-prompt-versions")
