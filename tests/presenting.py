@@ -70,7 +70,7 @@ def walk(part: str, links_file: Path, env: dict | None = None) -> tuple[subproce
 
 
 def assert_the_part_walked(part: str, done: subprocess.CompletedProcess, links: list[str]) -> None:
-    """The walk of ``part`` succeeded, announced each of its steps ("━━ Step 3/20 · ...") in order,
+    """The walk of ``part`` succeeded, announced each of its steps ("━━ Step 3/22 · ...") in order,
     out of all of present.STEPS, and showed one UI link per step."""
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     announced = re.findall(r"^━━ Step (\d+)/(\d+) · (.+?) ━", done.stdout, flags=re.MULTILINE)

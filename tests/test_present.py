@@ -72,7 +72,11 @@ def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
 def test_list_shows_the_steps_without_running_anything(module_store):
     listed = presenting.present("--list")
     assert listed.returncode == 0
-    assert "20. Exemplifying MLflow for LLM Applications (pt. 10-11)" in listed.stdout
+    numbered = [f"{n:2d}. {step.slide}   [{step.folder}]" for n, step in enumerate(present_py.STEPS, start=1)]
+    assert listed.stdout.splitlines() == numbered  # every step, numbered, and nothing run
+    assert numbered[-1].endswith(
+        "Exemplifying MLflow for LLM Applications (pt. 10-11): an agent with a search tool   [llmops_project]"
+    )
 
 
 def test_a_taken_port_stops_the_serve_step_with_one_clear_line(module_store, walk):
