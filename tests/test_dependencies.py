@@ -20,8 +20,9 @@ from tests.harness import REPO_ROOT
 
 EXAMPLE_FOLDERS = sorted(p.parent for p in REPO_ROOT.glob("*/MLproject"))
 SKIPPED_DIRS = {".venv", ".git", "node_modules", "__pycache__", ".stack", ".local-llm", "mlartifacts"}
-# Packages of the optional extras, imported only where the extra is installed.
-OPTIONAL_PACKAGES = {"llama_cpp"}
+# Packages of the optional extras (requirements-local-llm.txt, requirements-align.txt), imported only
+# where the extra is installed: `make test` runs without them.
+OPTIONAL_PACKAGES = {"llama_cpp", "litellm", "dspy", "gepa"}
 
 
 @functools.cache
