@@ -55,6 +55,14 @@ def test_every_build_leaves_out_native_tuning_avx512_and_amx():
     assert (name, options) == ("arm64", install.ALWAYS)
 
 
+def test_the_install_names_the_extensions_of_this_cpu_it_leaves_out():
+    # A Sapphire Rapids Xeon's flags (abridged): the log of an AMX machine's install says AMX is left out.
+    xeon = install.BUILDS[0][1] | {"avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"}
+    assert install.left_out(xeon) == ["AVX-512", "AVX-VNNI", "AMX"]
+    assert install.left_out(install.BUILDS[0][1]) == []
+    assert install.left_out(None) == []
+
+
 def test_the_users_cmake_args_come_last_and_change_where_the_wheel_is_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.delenv("CMAKE_ARGS", raising=False)

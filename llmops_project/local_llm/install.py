@@ -142,6 +142,16 @@ def chosen_build(flags: set[str] | None, machine: str) -> tuple[str, dict[str, s
     return machine.lower() or "unknown", dict(ALWAYS)
 
 
+# The extensions a CPU may have that no portable build uses (flag prefix in /proc/cpuinfo -> name).
+LEFT_OUT = {"avx512": "AVX-512", "avx_vnni": "AVX-VNNI", "amx": "AMX"}
+
+
+def left_out(flags: set[str] | None) -> list[str]:
+    """Which of this CPU's extensions the portable build leaves out (printed, so a log shows that an
+    AMX machine built without AMX)."""
+    return [name for prefix, name in LEFT_OUT.items() if any(flag.startswith(prefix) for flag in flags or ())]
+
+
 def this_machines_build() -> tuple[str, dict[str, str]]:
     machine = platform.machine()
     return chosen_build(cpu_flags() if machine.lower() in ("x86_64", "amd64") else None, machine)
@@ -324,6 +334,9 @@ def main(argv=None) -> None:
     LOG.write_text("")
     version = pinned_version()
     build, options = this_machines_build()
+    extras = left_out(cpu_flags() if platform.machine().lower() in ("x86_64", "amd64") else None)
+    if extras:
+        say(f"this CPU has {', '.join(extras)}: the portable build {build} leaves them out (see README, 'The build')")
     arguments = cmake_args({**options, **without_common()})
     folder = wheel_folder(version, build, arguments)
     wheel = None if args.rebuild else next(folder.glob("*.whl"), None)
