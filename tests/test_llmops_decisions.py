@@ -343,12 +343,11 @@ def test_compare_decides_on_the_code_scorers_when_no_judge_was_reviewed(mlflow_s
     assert "-e review" in result.stdout
 
 
-def review_correctness(store, llm_server, experiment: str, tmp_path, reviewer: str, agree: bool) -> None:
-    """A review of correctness on 8 answers (the judge says no to questions 3 and 6) by ``reviewer``,
-    agreeing with the judge on every answer (kappa 1), or saying yes to every one, as a judge that
-    always says yes would: then agreement 6/8, chance 1 * 6/8 + 0 * 2/8 = 0.75, kappa
+def review_correctness(store, run_id: str, experiment: str, tmp_path, reviewer: str, agree: bool) -> None:
+    """A review of correctness of the 8 answers of ``run_id`` (the judge said no to questions 3 and 6)
+    by ``reviewer``, agreeing with the judge on every answer (kappa 1), or saying yes to every one, as
+    a judge that always says yes would: then agreement 6/8, chance 1 * 6/8 + 0 * 2/8 = 0.75, kappa
     (0.75 - 0.75) / (1 - 0.75) = 0: no better than chance."""
-    run_id = generate_and_judge(store, llm_server, experiment, 8, unsure=[3, 6])
     questions = [r["Question"] for r in project_questions()[:8]]
     judge_says = {n: n not in (3, 6) for n in range(1, 9)}
     verdict = {n: ("yes" if judge_says[n] or not agree else "no") for n in judge_says}
@@ -366,7 +365,8 @@ def test_a_judge_review_trusts_decides_and_the_same_judge_at_kappa_0_is_set_asid
     options = ("--templates", "basic,practical", "--max-questions", "6", "--concurrency", "3")
     where = {"MLFLOW_EXPERIMENT_NAME": "trust"}
 
-    review_correctness(mlflow_store, llm_server, "trust", tmp_path, "ada", agree=True)
+    run_id = generate_and_judge(mlflow_store, llm_server, "trust", 8, unsure=[3, 6])
+    review_correctness(mlflow_store, run_id, "trust", tmp_path, "ada", agree=True)
     llm_server.answers = {}
     llm_server.prompt_answers = {BASIC_PROMPT: "{answer} " + UNSURE}
     trusted = run_script(mlflow_store, compare, *options, env=where).run
@@ -375,8 +375,7 @@ def test_a_judge_review_trusts_decides_and_the_same_judge_at_kappa_0_is_set_asid
     assert "set_aside.correctness" not in trusted.data.tags
     assert trusted.data.tags["set_aside.english"] == NEVER_REVIEWED
 
-    llm_server.prompt_answers = {}
-    review_correctness(mlflow_store, llm_server, "trust", tmp_path, "bob", agree=False)
+    review_correctness(mlflow_store, run_id, "trust", tmp_path, "bob", agree=False)  # the same answers, again
     llm_server.answers = {}
     llm_server.prompt_answers = {BASIC_PROMPT: "{answer} " + UNSURE}
     aside = run_script(mlflow_store, compare, *options, env=where).run
