@@ -336,7 +336,8 @@ def main(argv=None) -> None:
     build, options = this_machines_build()
     extras = left_out(cpu_flags() if platform.machine().lower() in ("x86_64", "amd64") else None)
     if extras:
-        say(f"this CPU has {', '.join(extras)}: the portable build {build} leaves them out (see README, 'The build')")
+        section = "README, 'The build: portable, and proven at install'"
+        say(f"this CPU has {', '.join(extras)}: the portable build {build} leaves them out ({section})")
     arguments = cmake_args({**options, **without_common()})
     folder = wheel_folder(version, build, arguments)
     wheel = None if args.rebuild else next(folder.glob("*.whl"), None)
