@@ -8,15 +8,13 @@ answered successfully (status "ok" in the run's answers.csv) are judged: each of
 one assessment per scorer; this run gets the pass rates and evaluation_results.csv.
 """
 
-import argparse
-
 import mlflow
 import pandas as pd
 from mlflow.entities import Feedback
 from mlflow.genai.scorers import ExpectationsGuidelines, Guidelines, RelevanceToQuery, scorer
 
 import cli
-from quiz import dataset, evaluation, generation, provider
+from quiz import dataset, evaluation, generation, options, provider
 
 
 @scorer
@@ -133,19 +131,8 @@ def parse_args(argv: list[str] | None = None):
         default="none",
         help="run to evaluate; 'none' = the latest finished generation run of this experiment",
     )
-    parser.add_argument(
-        "--judge-model",
-        default="openai:/gpt-4.1-mini",
-        type=judge_uri,
-        help="<provider>:/<model>, e.g. openai:/gpt-4.1-mini",
-    )
+    options.add_model_uri(parser, "--judge-model", "<provider>:/<model>, e.g. openai:/gpt-4.1-mini")
     return parser.parse_args(argv)
-
-
-def judge_uri(text: str) -> str:
-    if ":/" not in text:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a model URI such as openai:/gpt-4.1-mini")
-    return text
 
 
 def find_generation_run(run_id: str, experiment_id: str):
