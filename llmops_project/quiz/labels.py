@@ -221,13 +221,15 @@ def measurements(experiment_id: str) -> dict[tuple[str, str], Measurement]:
         if "judge_model" not in table:
             continue  # written before judges were told apart by model: not evidence for any model
         for row in table.itertuples():
-            key = (row.judge, row.judge_model)
-            if key not in found:
-                kappa_value = None if pd.isna(row.kappa) else float(row.kappa)
-                found[key] = Measurement(
-                    row.judge, row.judge_model, int(row.labelled), float(row.agreement), kappa_value, run.info.run_id
-                )
+            if (row.judge, row.judge_model) not in found:
+                found[(row.judge, row.judge_model)] = measurement(row, run.info.run_id)
     return found
+
+
+def measurement(row, run_id: str = "") -> Measurement:
+    """A row of an agreement table (agreement_table, judge_agreement.csv) as a Measurement."""
+    kappa_value = None if row.kappa is None or pd.isna(row.kappa) else float(row.kappa)
+    return Measurement(row.judge, row.judge_model, int(row.labelled), float(row.agreement), kappa_value, run_id)
 
 
 def print_agreement(table: pd.DataFrame, counted: str | None, title: str = "Judges against the humans") -> None:
@@ -240,8 +242,7 @@ def print_agreement(table: pd.DataFrame, counted: str | None, title: str = "Judg
     print(f"  {'judge':30s} {'model':22s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}  trusted by compare?")
     for row in table.itertuples():
         kappa = "n/a" if row.kappa is None or pd.isna(row.kappa) else f"{row.kappa:.2f}"
-        ok = row.kappa is not None and pd.notna(row.kappa) and row.kappa >= decision.MIN_KAPPA
-        trusted = "yes" if ok and row.labelled >= decision.MIN_LABELLED else "no"
+        trusted = "yes" if decision.trustworthy(measurement(row)) else "no"
         print(f"  {row.judge:30s} {row.judge_model:22s} {row.labelled:8d} {row.agreement:9.2f} {kappa:>6s}  {trusted}")
     print(
         "kappa: 1 = agrees as well as possible, 0 = no better than chance; n/a = everyone said the same. "
