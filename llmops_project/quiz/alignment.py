@@ -289,8 +289,8 @@ def measured(name: str, model: str, human: list[bool], judged: list[bool]) -> pd
 
 def with_aligned(scorers, experiment_id: str) -> list:
     """``scorers`` with each judge that has aligned versions in the experiment replaced by them
-    (``compare -P judges=aligned``); the others as they are."""
-    require_extra("judging with an aligned judge")
+    (``compare -P judges=aligned``); the others as they are. Its callers check ``require_extra``
+    first, before any run starts."""
     names = registered(experiment_id)
     if not names:
         align = f"mlflow run -e align --env-manager=local --experiment-id {experiment_id} . -P judges=correctness"
