@@ -152,9 +152,9 @@ def left_out(flags: set[str] | None) -> list[str]:
     return [name for prefix, name in LEFT_OUT.items() if any(flag.startswith(prefix) for flag in flags or ())]
 
 
-def this_machines_build() -> tuple[str, dict[str, str]]:
-    machine = platform.machine()
-    return chosen_build(cpu_flags() if machine.lower() in ("x86_64", "amd64") else None, machine)
+def this_cpus_flags() -> set[str] | None:
+    """This CPU's x86-64 flags (cpu_flags); None on another architecture."""
+    return cpu_flags() if platform.machine().lower() in ("x86_64", "amd64") else None
 
 
 def without_common() -> dict[str, str]:
@@ -333,8 +333,9 @@ def main(argv=None) -> None:
     LOGS.mkdir(exist_ok=True)
     LOG.write_text("")
     version = pinned_version()
-    build, options = this_machines_build()
-    extras = left_out(cpu_flags() if platform.machine().lower() in ("x86_64", "amd64") else None)
+    flags = this_cpus_flags()
+    build, options = chosen_build(flags, platform.machine())
+    extras = left_out(flags)
     if extras:
         section = "README, 'The build: portable, and proven at install'"
         say(f"this CPU has {', '.join(extras)}: the portable build {build} leaves them out ({section})")
