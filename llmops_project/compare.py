@@ -23,13 +23,11 @@ import cli
 from quiz import alignment, comparison, dataset, decision, generation, labels, options, provider
 from quiz.questions import load_questions
 
-TALK, ALIGNED = "talk", "aligned"  # -P judges=
-
 
 def main() -> None:
     args = parse_args()
     provider.require_api_key()  # checked before any MLflow call
-    if args.judges == ALIGNED:
+    if args.judges == options.ALIGNED_JUDGES:
         alignment.require_extra("judging with an aligned judge")
         provider.before_litellm_calls()  # MemAlign judges embed through litellm, then evaluate runs
     questions = load_questions(max_questions=args.max_questions)
@@ -46,7 +44,9 @@ def main() -> None:
         prompts = [mlflow.genai.load_prompt(f"prompts:/{t}@production", allow_missing=True) for t in args.templates]
         generation.require_prompts(system, *prompts)
         scorers = list(evaluate_responses.guidelines_model(args.judge_model))
-        if args.judges == ALIGNED:  # the judges align registered in this experiment, in place of the talk's
+        if (
+            args.judges == options.ALIGNED_JUDGES
+        ):  # the judges align registered in this experiment, in place of the talk's
             scorers = alignment.with_aligned(scorers, run.info.experiment_id)
 
         # The evidence: code scorers, and the judges whose latest review found them agreeing with you
@@ -101,11 +101,8 @@ def parse_args(argv: list[str] | None = None):
         "--max-questions", type=cli.whole_number(-1), default=-1, help="the first N questions (-1 = all)"
     )
     options.add_model_uri(parser, "--judge-model", "<provider>:/<model> of every judge")
-    parser.add_argument(
-        "--judges",
-        default=TALK,
-        choices=[TALK, ALIGNED],
-        help="the talk's judges, or in their place the aligned ones registered in this experiment (align)",
+    options.add_judges(
+        parser, "the talk's judges, or in their place the aligned ones registered in this experiment (align)"
     )
     parser.add_argument("--concurrency", type=cli.whole_number(1), default=8, help="questions at once")
     parser.add_argument("--temperature", type=float, default=0.7, help="for every candidate")

@@ -25,7 +25,7 @@ def main() -> None:
     provider.require_api_key()  # checked before any MLflow call
     if args.optimizer == "gepa":
         alignment.require_extra("GEPA", module="gepa")
-    if args.judges == "aligned":
+    if args.judges == options.ALIGNED_JUDGES:
         alignment.require_extra("judging with an aligned judge")
     provider.before_litellm_calls()  # the reflection model is called through litellm when it is installed
     train, held_out = optimization.split(load_questions(max_questions=args.max_questions), args.held_out, args.seed)
@@ -44,7 +44,7 @@ def main() -> None:
 
         # The evidence the optimizer and the decision may use: the scorers compare trusts
         scorers = list(evaluate_responses.guidelines_model(args.judge_model))
-        if args.judges == "aligned":
+        if args.judges == options.ALIGNED_JUDGES:
             scorers = alignment.with_aligned(scorers, run.info.experiment_id)
         trust = decision.trusted(scorers, labels.measurements(run.info.experiment_id))
         comparison.log_trust(trust)
@@ -132,9 +132,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--model", default="gpt-4.1-mini", help="chat model that answers")
     options.add_model_uri(parser, "--reflection-model", "<provider>:/<model> that rewrites the template")
     options.add_model_uri(parser, "--judge-model", "<provider>:/<model> of the talk's judges")
-    parser.add_argument(
-        "--judges", default="talk", choices=["talk", "aligned"], help="the talk's judges, or the aligned ones (align)"
-    )
+    options.add_judges(parser, "the talk's judges, or the aligned ones (align)")
     parser.add_argument("--max-tokens", type=cli.whole_number(1), default=500, help="longest answer, in tokens")
     parser.add_argument("--temperature", type=float, default=0.7, help="for every answer")
     parser.add_argument("--seed", type=int, default=42, help="seed of the split and of the sampling")

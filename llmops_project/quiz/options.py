@@ -93,3 +93,11 @@ def add_model_uri(parser: argparse.ArgumentParser, option: str, help: str, defau
 def add_held_out(parser: argparse.ArgumentParser, help: str) -> None:
     """--held-out: the share of something kept out of learning, to measure on (align, optimize)."""
     parser.add_argument("--held-out", type=cli.fraction(low_open=True, high_open=True), default=0.5, help=help)
+
+
+TALK_JUDGES, ALIGNED_JUDGES = "talk", "aligned"  # -P judges= of compare and optimize
+
+
+def add_judges(parser: argparse.ArgumentParser, help: str) -> None:
+    """--judges: the talk's judges, or in their place the aligned ones registered in the experiment."""
+    parser.add_argument("--judges", default=TALK_JUDGES, choices=[TALK_JUDGES, ALIGNED_JUDGES], help=help)
