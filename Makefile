@@ -48,13 +48,14 @@ help:
 # is set (CI images often set it; a test run here was not half done after 16 min). pip stays for the
 # offline LLM extra, whose llama.cpp build pip caches.
 UV_VERSION := 0.13.8
+PIP_VERSION := 26.3  # also the build dependency of each python_env.yaml (tests/test_mlprojects.py)
 # (a .venv made before uv was used gets it here too)
 UV_INSTALL  = $(PY) -m uv --version 2>/dev/null | grep -q " $(UV_VERSION)" || \
               $(PY) -m pip install --quiet uv==$(UV_VERSION); $(PY) -m uv pip install --quiet --compile-bytecode --python $(PY)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
 
 # Re-installs only when requirements.txt changes.
 $(VENV)/.installed: requirements.txt | $(PY)

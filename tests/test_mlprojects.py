@@ -115,6 +115,9 @@ def test_python_env_agrees_with_requirements(mlproject: Path):
     assert spec.get("python_env") == "python_env.yaml"
     python_env = yaml.safe_load((mlproject.parent / "python_env.yaml").read_text())
     assert str(python_env["python"]) == "3.11"
+    # pip, which MLflow's virtualenv manager installs first: the version the Makefile bootstraps .venv with.
+    pip_version = re.search(r"^PIP_VERSION := (\S+)", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE).group(1)
+    assert python_env["build_dependencies"] == [f"pip=={pip_version}"], f"{mlproject.parent.name}/python_env.yaml"
     pins = _pinned_requirements()
     for dependency in python_env["dependencies"]:
         name = _requirement_name(dependency)
