@@ -123,3 +123,16 @@ def test_make_help_lists_every_target_and_every_target_a_readme_names_exists():
     }
     assert ("tracking_example/README.md", "install") in named  # the scan sees what it is meant to see
     assert [f"{readme}: make {word}" for readme, word in sorted(named) if word not in targets] == []
+
+
+def test_the_llmops_readme_states_the_decision_rules_thresholds():
+    """The README restates quiz/decision.py's rule in prose; its numbers are the module's constants."""
+    from tests.llmops import decision
+
+    readme = " ".join((REPO_ROOT / "llmops_project" / "README.md").read_text(encoding="utf-8").split())
+    for stated in (
+        f"kappa **≥ {decision.MIN_KAPPA} on ≥ {decision.MIN_LABELLED} labelled answers**",
+        f"ahead by at least {decision.MIN_MARGIN}",
+        f"p ≤ {decision.ALPHA}",
+    ):
+        assert stated in readme, stated
