@@ -179,7 +179,7 @@ compose-check: dev-install
 # --- the offline LLM -------------------------------------------------------------------------
 # Optional extra (not in requirements.txt): install.py compiles llama.cpp the first time, for a
 # portable instruction set (never the building CPU's own: AMX crashes, see local_llm/README.md),
-# ~4 min on 2 cores; it keeps the wheel, so later installs take seconds. It shows the build's
+# ~2 min on 2 cores (measured 1 min 35-44 s); it keeps the wheel, so later installs take seconds. It shows the build's
 # progress, stops at once with one line if there is no C/C++ compiler, and ends with one real
 # inference in a separate process (serve.py --check): a crash there is one line and a non-zero exit.
 # Re-runs only when requirements-local-llm.txt or install.py change (or the last check failed).

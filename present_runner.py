@@ -38,6 +38,8 @@ import default_store
 REPO_ROOT = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 LOCAL_LLM = REPO_ROOT / "llmops_project" / "local_llm" / "serve.py"
+# The offline server's note and the printed-command helper (standard library only), loaded by path.
+RUNNING = REPO_ROOT / "llmops_project" / "local_llm" / "llm_server" / "running.py"
 IRIS = '{"inputs": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 2.5]]}'  # the talk's payload
 STAMP = r"\d{4}(-\d{2}){4}"  # the walk's date stamp in experiment names: 2026-11-23-17-05
 STAMP_FORMAT = "%Y-%m-%d-%H-%M"
@@ -48,6 +50,17 @@ LEGACY_TAG_PREFIX = "present.printed."  # where earlier walks kept them: experim
 NEXT_HEADING = re.compile(r"^Next, (?P<what>.+):$")
 NEXT_INSIDE = re.compile(r"^  from (?P<folder>\S+)/:\s+(?P<command>.+)$")
 RUN_ROUTE = re.compile(r"/#/(experiments/(?P<experiment>[\w-]+)/runs/(?P<run>\w+)\S*)")  # with any ?query
+
+
+def load(name: str, path: Path):
+    """A module of an example, loaded by its path (an example's modules are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+running = load("local_llm_running", RUNNING)
 
 
 class WalkError(Exception):
@@ -144,7 +157,7 @@ class Walk:
             number = next(n for n, s in enumerate(self.steps, start=1) if s.name == reference.step)
             raise WalkError(
                 f"step {number} has not printed the command 'Next, {reference.what}...' in this store yet: "
-                f"run it first (python present.py --from {number})"
+                f"run it first ({walk_command('--from', number)})"
             )
         return reference.then(command, self) if reference.then else command
 
@@ -164,7 +177,8 @@ class Walk:
         """That the offline model server the walk started has died, with its signal and log; else None."""
         if self.server is None or self.server.poll() is None:
             return None
-        return f"the offline model server crashed: {exit_reason(self.server.returncode)}; its log: {SERVER_LOG_NAME}"
+        reason = running.exit_reason(self.server.returncode)
+        return f"the offline model server crashed: {reason}; its log: {SERVER_LOG_NAME}"
 
 
 # --- reading what the scripts printed, and the store -------------------------------------------------
@@ -285,7 +299,8 @@ def newest_run(experiment: str, run_name: str, status: str):
     where = f"attributes.run_name = '{run_name}' and attributes.status = '{status}'"
     runs = client.search_runs([found.experiment_id], where, order_by=["attributes.start_time DESC"]) if found else []
     if not runs:
-        raise WalkError(f"no {status} run {run_name!r} in experiment {experiment!r}: run the earlier steps (--from 1)")
+        earlier = walk_command("--from", 1)
+        raise WalkError(f"no {status} run {run_name!r} in experiment {experiment!r}: run the earlier steps ({earlier})")
     return runs[0]
 
 
@@ -351,7 +366,7 @@ def show(number: int, step: Step, walk: Walk, env: dict) -> None:
     print(f"$ {command}", flush=True)
     shown = Shown(command)
     if command.startswith("mlflow models serve"):
-        status = serve_and_curl(command, step.folder, env)
+        status = serve_and_curl(command, step.folder, env, number)
     else:
         status, shown.output = run_command(command, step.folder, env)
     if status != 0 and not step.fails_on_purpose:
@@ -393,13 +408,14 @@ def run_command(command: str, folder: str, env: dict) -> tuple[int, str]:
         raise
 
 
-def serve_and_curl(command: str, folder: str, env: dict) -> int:
-    """The talk's `mlflow models serve`, then its curl request (sent from Python), then stop the server."""
+def serve_and_curl(command: str, folder: str, env: dict, number: int) -> int:
+    """The talk's `mlflow models serve` (step ``number``), then its curl request (sent from Python), then
+    stop the server."""
     port = int(shlex.split(command)[-1])
     if holder := default_store.port_in_use(port):
         print(
             f"error: port {port} is taken by {holder}, so `mlflow models serve -p {port}` cannot start. "
-            f"Stop it, or choose another port: python present.py --only N --serve-port {port + 1}",
+            f"Stop it, or choose another port: {walk_command('--only', number, '--serve-port', port + 1)}",
             file=sys.stderr,
         )
         return 1
@@ -445,9 +461,7 @@ def start_offline_llm(walk: Walk, env: dict):
     one chat request; None, with the reason in ``walk.llm``, when it is not installed, does not start
     or crashes on that request. The variables it sets are kept in ``walk.provider``: the LLM steps
     print them, to re-run their commands by hand."""
-    spec = importlib.util.spec_from_file_location("local_llm_serve", LOCAL_LLM)
-    serve = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(serve)
+    serve = load("local_llm_serve", LOCAL_LLM)
     if importlib.util.find_spec("llama_cpp") is None or serve.bundled_model_path() is None:
         walk.llm, walk.fixes = "no OPENAI_API_KEY is set and the offline model is not installed", BUILD_IT
         return None
@@ -484,26 +498,15 @@ def first_answer(port: int) -> bool:
         return False
 
 
-def exit_reason(returncode: int) -> str:
-    """A process's exit status in words: "SIGSEGV (signal 11)" for a signal, "exit status 1" otherwise."""
-    if returncode < 0:
-        try:
-            return f"{signal.Signals(-returncode).name} (signal {-returncode})"
-        except ValueError:
-            return f"signal {-returncode}"
-    return f"exit status {returncode}"
+def walk_command(*options: str | int) -> str:
+    """``present.py`` with these options as a student pastes it from a fresh shell at the repository
+    root: this venv's Python by its path, so that nothing needs activating first."""
+    return running.python_command("present.py", *map(str, options))
 
 
 def retry_command(number: int) -> str:
-    """The command that runs step ``number`` again from a fresh shell at the repository root: this
-    venv's Python by its path, so that nothing needs activating first."""
-    try:
-        python = Path(sys.executable).relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        python = sys.executable
-    if os.name == "nt":
-        python = python.replace("/", "\\")
-    return f"{python} present.py --only {number}"
+    """The command that runs step ``number`` again (walk_command)."""
+    return walk_command("--only", number)
 
 
 def offline_provider(port: int) -> dict[str, str]:
@@ -535,7 +538,7 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
             if step.missing():  # an optional extra make demo installs; by hand, a choice: say so, go on
                 print(
                     f"\n(Step {number} skipped, {step.slide}: it needs {step.needs}, of an optional extra "
-                    f"not installed here: make align-install, then python present.py --only {number})"
+                    f"not installed here: make align-install, then {retry_command(number)})"
                 )
                 continue
             show(number, step, walk, env)
@@ -566,5 +569,6 @@ Two ways to fix it:
 BUILD_IT = """  1. Build the offline model once: install a C/C++ compiler (Debian/Ubuntu:
      sudo apt-get install build-essential; macOS: xcode-select --install), then `make local-llm-install`
      and run this again."""
-REBUILD = """  1. Rebuild the offline model: .venv/bin/python llmops_project/local_llm/install.py --rebuild (Windows:
-     .venv\\Scripts\\python llmops_project\\local_llm\\install.py --rebuild), then run this again."""
+REBUILD = """  1. Rebuild the offline model, from the repository root:
+       {command}
+     then run this again.""".format(command=running.python_command("llmops_project/local_llm/install.py", "--rebuild"))

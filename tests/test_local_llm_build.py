@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import signal
@@ -30,6 +31,22 @@ SERVE = LOCAL_LLM / "serve.py"
 # AMX's instructions (Intel SDM vol. 2, "TILE*"/"TDP*"/"LDTILECFG"): none may be in a portable build
 AMX = re.compile(r"\b(ldtilecfg|sttilecfg|tileloadd\w*|tilestored|tilerelease|tilezero|tdp\w+|tcmmi\w+|tcmmr\w+)\b")
 ZMM = re.compile(r"%zmm\d+")  # AVX-512 registers: none in an x86-64-v3 (AVX2) build
+# The positive control of that scan: `ldtilecfg (%rax)` and `vmovaps %zmm1,%zmm0`, as raw machine code.
+# objdump before binutils 2.36 prints AMX as "(bad)": the scan would then pass a build holding AMX.
+AMX_AND_ZMM = bytes.fromhex("c4e2784900 62f17c4828c1")
+# `make test-all` (CI's command) runs with nothing skipped: where one of these is 1, a missing or
+# too old objdump fails the AMX test instead of skipping it (UI_TEST_REQUIRE_BROWSER=1 is what
+# test-all sets today; LOCAL_LLM_TEST_REQUIRE_OBJDUMP=1 asks for this test alone).
+REQUIRE_OBJDUMP = ("LOCAL_LLM_TEST_REQUIRE_OBJDUMP", "UI_TEST_REQUIRE_BROWSER")
+# `sysctl -n machdep.cpu.features machdep.cpu.leaf7_features` on an Intel Mac (Core i5-10400, as published):
+INTEL_MAC_SYSCTL = (
+    "FPU VME DE PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE MCA CMOV PAT PSE36 CLFSH DS ACPI MMX FXSR SSE SSE2 SS HTT "
+    "TM PBE SSE3 PCLMULQDQ DTES64 MON DSCPL VMX EST TM2 SSSE3 FMA CX16 TPR PDCM SSE4.1 SSE4.2 x2APIC MOVBE POPCNT "
+    "AES PCID XSAVE OSXSAVE SEGLIM64 TSCTMR AVX1.0 RDRAND F16C\n"
+    "RDWRFSGS TSC_THREAD_OFFSET SGX BMI1 AVX2 SMEP BMI2 ERMS INVPCID FPU_CSDS MPX RDSEED ADX SMAP CLFSOPT IPT PKU "
+    "SGXLC MDCLEAR IBRS STIBP L1DF ACAPMSR SSBD\n"
+)
+VENV_PYTHON = Path(sys.executable).relative_to(REPO_ROOT).as_posix()  # the tests run in the repository's venv
 
 sys.path.insert(0, str(LOCAL_LLM))  # install.py and llm_server/ import each other by these names
 install = importlib.import_module("install")
@@ -61,6 +78,119 @@ def test_the_install_names_the_extensions_of_this_cpu_it_leaves_out():
     assert install.left_out(xeon) == ["AVX-512", "AVX-VNNI", "AMX"]
     assert install.left_out(install.BUILDS[0][1]) == []
     assert install.left_out(None) == []
+
+
+def test_an_intel_macs_sysctl_features_choose_the_v3_build(monkeypatch):
+    flags = install.darwin_flags(INTEL_MAC_SYSCTL)
+    assert {"sse4_1", "sse4_2", "avx", "fma", "f16c", "bmi1", "bmi2", "movbe", "avx2"} <= flags  # Linux's names
+    assert install.chosen_build(flags, "x86_64")[0] == "x86-64-v3"
+    assert install.left_out(flags) == []
+    # An AVX-512 Mac (iMac Pro, Mac Pro 2019): its leaf7 names say what the portable build leaves out
+    assert install.left_out(install.darwin_flags(INTEL_MAC_SYSCTL + " AVX512F AVX512CD AVX512VNNI")) == ["AVX-512"]
+    # cpu_flags on macOS: sysctl's two lines, read as above
+    monkeypatch.setattr(sys, "platform", "darwin")
+    asked = []
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda command, **_: asked.append(command) or subprocess.CompletedProcess(command, 0, INTEL_MAC_SYSCTL),
+    )
+    assert install.cpu_flags() == flags
+    assert asked == [["sysctl", "-n", "machdep.cpu.features", "machdep.cpu.leaf7_features"]]
+
+
+# --- the compiler: MSVC on Windows ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def windows(monkeypatch):
+    """install.py as on Windows; ``which`` finds only the names put in the returned set."""
+    on_path: set[str] = set()
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: f"C:\\tools\\{name}.exe" if name in on_path else None)
+    return on_path
+
+
+@pytest.mark.parametrize(
+    ("on_path", "visual_studio", "missing"),
+    [
+        ({"cl"}, False, []),  # a developer prompt: cl on PATH
+        (set(), True, []),  # Visual Studio (Build Tools) with the C++ tools, found by vswhere.exe
+        (set(), None, []),  # no vswhere.exe to ask: CMake looks for itself, and pip's log says
+        ({"gcc", "g++"}, False, []),  # MinGW
+        (set(), False, ["C", "C++"]),  # vswhere.exe finds no C++ tools, and nothing on PATH
+    ],
+)
+def test_on_windows_msvc_is_a_compiler(windows, monkeypatch, on_path, visual_studio, missing):
+    windows |= on_path
+    monkeypatch.setattr(install, "visual_studio", lambda: visual_studio)
+    assert install.missing_compilers() == missing
+
+
+def test_on_windows_without_a_compiler_the_line_names_msvc_too(windows, monkeypatch):
+    monkeypatch.setattr(install, "visual_studio", lambda: False)
+    with pytest.raises(SystemExit) as stopped:
+        install.build_wheel("0.3.36", "x86-64-v3", "", Path("unused"))
+    message = str(stopped.value.code)
+    assert message.startswith("error: cannot build the offline model: no C or C++ compiler found (looked for $CC/$CXX")
+    assert "clang++, cl, a Visual Studio with C++ (vswhere.exe))" in message
+    assert "\n" not in message
+
+
+def test_off_windows_cl_is_not_a_compiler(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/cl" if name == "cl" else None)
+    assert install.missing_compilers() == ["C", "C++"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in vswhere.exe is a shell script")
+def test_vswhere_is_asked_for_a_visual_studio_with_the_cpp_tools(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROGRAMFILES(X86)", str(tmp_path))
+    assert install.visual_studio() is None  # no Visual Studio Installer
+    vswhere = tmp_path.joinpath(*install.VSWHERE)
+    vswhere.parent.mkdir(parents=True)
+    asked = tmp_path / "asked.txt"
+    for prints, found in (("C:\\BuildTools", True), ("", False)):
+        vswhere.write_text(f'#!/bin/sh\necho "$@" > {asked}\necho "{prints}"\n')
+        vswhere.chmod(0o755)
+        assert install.visual_studio() is found
+    assert asked.read_text().split() == [
+        "-latest", "-products", "*", "-requires", "Microsoft.VisualStudio.Component.VC.Tools.x86.x64",
+        "-property", "installationPath",
+    ]  # fmt: skip
+
+
+# --- pip ---------------------------------------------------------------------------------------------------
+
+# install.run_pip as the build runs it, on a requirement pip cannot find (--no-index: offline, at once)
+PIP_FAILS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {local_llm!r})
+    import install
+    install.LOG = Path({log!r})
+    arguments = ["wheel", "--no-index", "--no-deps", "--wheel-dir", {folder!r}, "no-such-package-of-this-course==1.0"]
+    install.run_pip(arguments, building=True)
+    """
+)
+
+
+def test_a_failing_pip_ends_with_one_line_naming_its_log_and_no_traceback(tmp_path):
+    log = tmp_path / "install.log"
+    code = PIP_FAILS.format(local_llm=str(LOCAL_LLM), log=str(log), folder=str(tmp_path / "wheels"))
+    failed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1, failed.stderr
+    assert "Traceback" not in failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [failed.stderr.strip().splitlines()[-1]]  # one line, the last, under pip's last lines
+    in_log = f"its last lines are above, all in {log}"
+    assert re.fullmatch(rf"error: pip wheel failed \(exit 1\) after 0 min \d\d s: {re.escape(in_log)}", errors[0])
+    assert "no-such-package-of-this-course" in log.read_text()
 
 
 def test_the_users_cmake_args_come_last_and_change_where_the_wheel_is_kept(monkeypatch, tmp_path):
@@ -99,7 +229,7 @@ def test_a_check_that_dies_by_a_signal_is_one_line_naming_it_and_the_log(check_l
     assert "\n" not in message
     assert message.startswith("error: the offline model crashed on its first inference: SIGSEGV (signal 11)")
     assert str(check_log) in message
-    assert "install.py --rebuild" in message
+    assert f"Fix: rebuild it ({VENV_PYTHON} llmops_project/local_llm/install.py --rebuild);" in message
     assert "OPENAI_API_KEY" in message
     assert check_log.read_text().startswith("loading")
 
@@ -110,9 +240,61 @@ def test_a_check_that_fails_says_its_exit_status_and_last_line(check_log):
     assert "check failed (exit 1: error: model file not found)" in str(stopped.value.code)
 
 
+@pytest.mark.parametrize(
+    ("returncode", "named"),
+    [
+        (0xC0000005, "STATUS_ACCESS_VIOLATION (0xC0000005)"),
+        (0xC000001D, "STATUS_ILLEGAL_INSTRUCTION (0xC000001D)"),  # a build for a newer CPU
+        (0xC0000409, "STATUS_STACK_BUFFER_OVERRUN (0xC0000409)"),
+        (0xC00000FD, "STATUS_STACK_OVERFLOW (0xC00000FD)"),
+    ],
+)
+def test_a_check_that_crashed_on_windows_names_the_exception(check_log, monkeypatch, returncode, named):
+    # On Windows a crashed process exits with its exception's NTSTATUS code, a positive exit status
+    monkeypatch.setattr(subprocess, "run", lambda command, **_: subprocess.CompletedProcess(command, returncode))
+    with pytest.raises(SystemExit) as stopped:
+        install.check(["serve.py", "--check"])
+    assert str(stopped.value.code).startswith(f"error: the offline model crashed on its first inference: {named}; log:")
+
+
+def test_exit_statuses_in_words():
+    assert running.exit_reason(-signal.SIGSEGV) == f"SIGSEGV (signal {int(signal.SIGSEGV)})"
+    assert running.exit_reason(-99) == "signal 99"
+    assert running.exit_reason(0xC000001D) == "STATUS_ILLEGAL_INSTRUCTION (0xC000001D)"
+    assert running.exit_reason(1) == "exit status 1"
+    assert running.crash_name(0) is running.crash_name(2) is None
+    # faulthandler's words: on POSIX by signal, on Windows by exception
+    assert running.fatal_signal("Fatal Python error: Segmentation fault\n\nThread") == "SIGSEGV (signal 11)"
+    assert running.fatal_signal("Windows fatal exception: access violation\n\nThread 0x00001e8c") == (
+        "STATUS_ACCESS_VIOLATION (0xC0000005)"
+    )
+    assert running.fatal_signal("Windows fatal exception: illegal instruction\n") == (
+        "STATUS_ILLEGAL_INSTRUCTION (0xC000001D)"
+    )
+    assert running.fatal_signal("Windows fatal exception: code 0xc0000409\n") == (
+        "STATUS_STACK_BUFFER_OVERRUN (0xC0000409)"
+    )
+    assert running.fatal_signal("Windows fatal exception: float divide by zero\n") == "float divide by zero"
+    assert running.fatal_signal("") is None
+
+
+def test_the_printed_commands_run_this_python_by_its_path(monkeypatch):
+    rebuild = running.python_command("llmops_project/local_llm/install.py", "--rebuild")
+    assert rebuild == f"{VENV_PYTHON} llmops_project/local_llm/install.py --rebuild"
+    monkeypatch.setattr(sys, "executable", str(REPO_ROOT / ".venv" / "Scripts" / "python.exe"))
+    assert running.python_command("present.py", "--only", "7", windows=True) == (
+        ".venv\\Scripts\\python.exe present.py --only 7"
+    )
+    monkeypatch.setattr(sys, "executable", "/opt/my python/bin/python3")  # outside the repository: its full path
+    assert running.python_command("present.py") == '"/opt/my python/bin/python3" present.py'
+
+
 def test_a_passing_check_prints_its_figures(check_log, capsys):
-    install.check([sys.executable, "-c", "print('the offline model answered: read 9 prompt tokens')"])
-    assert "local-llm-install: checked in" in capsys.readouterr().out
+    figures = (
+        "the offline model answered: read 9 prompt tokens at 446 tokens/s, wrote 31 at 82.1 tokens/s; it began 'A'"
+    )
+    install.check([sys.executable, "-c", f"print('Checking model.gguf ...'); print({figures!r})"])
+    assert re.fullmatch(rf"local-llm-install: checked in \d+ s: {re.escape(figures)}\n", capsys.readouterr().out)
 
 
 # --- a crash named as a crash ----------------------------------------------------------------------------
@@ -152,7 +334,7 @@ def test_a_server_that_crashed_is_reported_with_its_signal_and_log(tmp_path, mon
     assert report.startswith(f"the offline model server (serve.py on port {port}, pid ")
     assert "crashed: SIGSEGV (signal 11)" in report
     assert f"its log: {log}" in report
-    assert "install.py --rebuild" in report
+    assert f"(from the repository root: {VENV_PYTHON} llmops_project/local_llm/install.py --rebuild)" in report
     assert running.crash_report(f"http://127.0.0.1:{free_port()}/v1") is None  # no server was ever there
     assert running.crash_report(f"https://api.openai.com:{port}/v1") is None  # not a local server
     assert running.crash_report(None) is None
@@ -212,12 +394,31 @@ def installed_libraries() -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith(("libggml", "libllama")) and ".so" in p.name)
 
 
+def objdump_that_sees_amx(folder: Path) -> str:
+    """objdump, once it has named AMX_AND_ZMM's instructions as the scan's patterns expect: a skip
+    without it, a failure where the run requires it (REQUIRE_OBJDUMP)."""
+    objdump, problem = shutil.which("objdump"), "objdump (binutils) is missing"
+    if objdump:
+        control = folder / "amx-and-zmm.bin"
+        control.write_bytes(AMX_AND_ZMM)
+        text = subprocess.run(
+            [objdump, "-D", "-b", "binary", "-m", "i386:x86-64", str(control)], capture_output=True, text=True
+        ).stdout
+        if AMX.search(text) and ZMM.search(text) and "ldtilecfg" in text:
+            return objdump
+        version = subprocess.run([objdump, "--version"], capture_output=True, text=True).stdout.partition("\n")[0]
+        problem = f"{version} does not name AMX's ldtilecfg (binutils 2.36 or later does): it printed {text[-200:]!r}"
+    required = [name for name in REQUIRE_OBJDUMP if os.environ.get(name) == "1"]
+    if required:
+        pytest.fail(f"{problem}; {required[0]}=1 requires the AMX test (Debian/Ubuntu: sudo apt-get install binutils)")
+    pytest.skip(problem)
+
+
 @pytest.mark.local_llm
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads ELF libraries with GNU objdump")
-def test_the_installed_llama_cpp_holds_no_amx_and_nothing_beyond_its_portable_build():
-    if shutil.which("objdump") is None:
-        pytest.skip("objdump (binutils) is missing")
+def test_the_installed_llama_cpp_holds_no_amx_and_nothing_beyond_its_portable_build(tmp_path):
     libraries = installed_libraries()
+    objdump = objdump_that_sees_amx(tmp_path)
     version, wheel = install.installed_from()
     assert wheel is not None, "llama-cpp-python was built by pip (natively), not by install.py: make local-llm-install"
     kept = install.cache_dir() / "wheels"
@@ -228,7 +429,7 @@ def test_the_installed_llama_cpp_holds_no_amx_and_nothing_beyond_its_portable_bu
     assert any("ggml-cpu" in p.name for p in libraries), libraries
     for library in libraries:
         text = subprocess.run(
-            ["objdump", "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True, check=True
+            [objdump, "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True, check=True
         ).stdout
         assert len(text) > 10_000, library  # really disassembled
         assert not AMX.search(text), f"{library.name} holds AMX instructions: {AMX.search(text)[0]}"
@@ -275,6 +476,30 @@ def test_the_real_server_killed_by_sigsegv_is_reported_as_a_crash(tmp_path, monk
     finally:
         stop_process(server)
         running.note_path(port).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("objdump", ["missing", "too old"])
+def test_an_objdump_that_cannot_see_amx_fails_where_a_run_requires_it(tmp_path, monkeypatch, objdump):
+    if objdump == "missing":
+        monkeypatch.setattr(shutil, "which", lambda name: None)
+    else:  # binutils before 2.36: "(bad)" where AMX is
+        old = tmp_path / "objdump"
+        old.write_text("#!/bin/sh\necho 'GNU objdump (GNU Binutils) 2.35'\necho '   0:\t(bad)'\n")
+        old.chmod(0o755)
+        monkeypatch.setattr(shutil, "which", lambda name: str(old))
+    for name in REQUIRE_OBJDUMP:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        objdump_that_sees_amx(tmp_path)
+    monkeypatch.setenv("UI_TEST_REQUIRE_BROWSER", "1")  # what make test-all sets
+    with pytest.raises(pytest.fail.Exception, match="UI_TEST_REQUIRE_BROWSER=1 requires the AMX test"):
+        objdump_that_sees_amx(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="objdump (binutils) is missing")
+def test_this_objdump_names_the_amx_and_avx512_of_the_control(tmp_path):
+    # The positive control, run wherever objdump is (the AMX test needs the offline LLM extra too)
+    assert objdump_that_sees_amx(tmp_path)
 
 
 def test_the_build_skips_llama_cpps_common_library_through_cmakes_project_include(tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ from tests import harness, presenting
 from tests.harness import REPO_ROOT
 
 PART = "tracking and autologging"
+VENV_PYTHON = Path(sys.executable).relative_to(REPO_ROOT).as_posix()  # the tests run in the repository's venv
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +238,8 @@ def test_a_walk_moves_the_tags_of_earlier_walks_off_the_experiments(mlflow_store
 
 def test_a_printed_command_not_seen_yet_says_which_step_to_run(mlflow_store):
     train_number = next(n for n, s in enumerate(present_py.STEPS, start=1) if s.name == "train")
-    with pytest.raises(WalkError, match=rf"step {train_number} has not printed .* --from {train_number}\)"):
+    run_it = re.escape(f"run it first ({VENV_PYTHON} present.py --from {train_number})")
+    with pytest.raises(WalkError, match=rf"step {train_number} has not printed .* {run_it}"):
         Walk(present_py.STEPS, fresh=False).command(TEST)
 
 
@@ -264,8 +266,7 @@ def test_a_failed_step_says_how_to_retry_it_from_a_fresh_shell_without_activatin
     with pytest.raises(WalkError) as failed:
         present_runner.show(7, step, Walk([step]), {**os.environ})
     retry = str(failed.value).split("Retry it with: ")[1]
-    python = Path(sys.executable).relative_to(REPO_ROOT).as_posix()
-    assert retry == f"{python} present.py --only 7"
+    assert retry == f"{VENV_PYTHON} present.py --only 7"
     # As printed, from the repository root, with nothing of the venv on PATH: it runs (--list is enough)
     fresh = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "PATH")}
     fresh["PATH"] = "/usr/bin:/bin"
@@ -274,6 +275,27 @@ def test_a_failed_step_says_how_to_retry_it_from_a_fresh_shell_without_activatin
     )
     assert listed.returncode == 0, listed.stderr
     assert " 7. " in listed.stdout
+
+
+def test_every_command_the_walk_prints_to_paste_runs_the_venvs_python_with_the_real_step_number(capsys):
+    # A taken port stops the serve step (6 here) with the command that runs it on the next port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        serve = f'mlflow models serve --env-manager local -m "models:/m-1" -p {port}'
+        assert present_runner.serve_and_curl(serve, "autologging_example", {**os.environ}, 6) == 1
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"choose another port: {VENV_PYTHON} present.py --only 6 --serve-port {port + 1}")
+    )
+    # A step whose optional extra is missing is skipped with the command that runs it once installed
+    step = Step("A slide", "llmops_project", "python -c pass", "it", lambda w, s: "", needs="no_such_extra_module")
+    present_runner.walk_through(Walk([step]), [(19, step)], pause=False, ui_port=None, links_file=None)
+    assert f"make align-install, then {VENV_PYTHON} present.py --only 19)" in capsys.readouterr().out
+    # The offline model's rebuild, in the walk's "Not run" block and in install.py's crash line
+    assert f"\n       {VENV_PYTHON} llmops_project/local_llm/install.py --rebuild\n" in present_runner.REBUILD
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -353,5 +375,6 @@ def test_an_offline_model_that_crashes_at_its_first_request_skips_the_llm_steps_
         "Not run: the LLM steps, because the offline model server crashed: SIGSEGV (signal 11); "
         "its log: .local-llm/present-server.log (at its first request):\n  2. An LLM step" in err
     )
-    assert "Rebuild the offline model: .venv/bin/python llmops_project/local_llm/install.py --rebuild" in err
+    rebuild = f"{VENV_PYTHON} llmops_project/local_llm/install.py --rebuild"
+    assert f"Rebuild the offline model, from the repository root:\n       {rebuild}\n" in err
     assert walk.server.poll() == -11

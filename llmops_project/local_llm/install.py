@@ -23,6 +23,8 @@ The first build takes about BUILD_MINUTES minutes on 2 cores; later installs (a 
 clone) take seconds. It needs a C and a C++ compiler (CMake and Ninja come from PyPI when
 missing); without one this stops at once with one line saying what to do instead. pip's full
 output goes to .local-llm/install.log, the check's to .local-llm/check.log.
+On Windows the compiler is MSVC: `cl` on PATH, or a Visual Studio with its C++ tools (vswhere.exe
+finds it, and CMake then uses it without a developer prompt).
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # llm_server/ beside this file (standard library only)
-from llm_server.running import cache_dir  # noqa: E402
+from llm_server.running import cache_dir, crash_name, python_command  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO_ROOT / "requirements-local-llm.txt"
@@ -55,6 +56,13 @@ PACKAGE = "llama-cpp-python"
 BUILD_MINUTES = 2  # measured: see local_llm/README.md, "The build"
 CHECK_TIMEOUT = 300  # seconds for the check's one inference (model load ~1 s, answer ~1 s on 2 cores)
 COMPILERS = {"C": ("CC", ["cc", "gcc", "clang"]), "C++": ("CXX", ["c++", "g++", "clang++"])}
+# Windows: MSVC's `cl` (C and C++) on PATH, or a Visual Studio with the C++ tools that vswhere.exe
+# (installed with every Visual Studio since 2017, Build Tools included) lists: CMake finds that one.
+VSWHERE = ("Microsoft Visual Studio", "Installer", "vswhere.exe")  # under %ProgramFiles(x86)%
+VC_TOOLS = "Microsoft.VisualStudio.Component.VC.Tools.x86.x64"
+# macOS's sysctl names (machdep.cpu.features, machdep.cpu.leaf7_features) that differ from Linux's
+# /proc/cpuinfo flags; the others (FMA, F16C, AVX2, BMI1, BMI2, MOVBE, POPCNT) only by case.
+DARWIN_NAMES = {"avx1.0": "avx", "sse4.1": "sse4_1", "sse4.2": "sse4_2"}
 # cmake with make prints "[ 45%] Building C object ...", ninja prints "[67/150] Building C object ...".
 PROGRESS = re.compile(r"^\s*\[\s*(?:(\d+)%|(\d+)/(\d+))\]")
 PIP_STEPS = re.compile(r"^(Building wheel for|Created wheel for|Installing collected packages|Successfully installed)")
@@ -123,12 +131,15 @@ def cpu_flags() -> set[str] | None:
             flags |= BUILDS[0][1]
         return flags
     if sys.platform == "darwin":
-        features = subprocess.run(
-            ["sysctl", "-n", "machdep.cpu.features", "machdep.cpu.leaf7_features"], capture_output=True, text=True
-        ).stdout.lower()
-        names = set(features.replace(".", "_").split())
-        return {flag for flag in BUILDS[0][1] if flag.replace("_", "") in {n.replace("_", "") for n in names}}
+        features = ["sysctl", "-n", "machdep.cpu.features", "machdep.cpu.leaf7_features"]
+        return darwin_flags(subprocess.run(features, capture_output=True, text=True).stdout)
     return None
+
+
+def darwin_flags(sysctl: str) -> set[str]:
+    """An Intel Mac's features as sysctl prints them ("... SSE4.2 ... AVX1.0 RDRAND F16C", then
+    "... BMI1 AVX2 BMI2 ..."), named as Linux names them (sse4_2, avx, f16c, bmi1, avx2, bmi2)."""
+    return {DARWIN_NAMES.get(name, name) for name in sysctl.lower().split()}
 
 
 def chosen_build(flags: set[str] | None, machine: str) -> tuple[str, dict[str, str]]:
@@ -203,13 +214,37 @@ def installed_from() -> tuple[str | None, Path | None]:
 
 
 def missing_compilers() -> list[str]:
-    """The languages (C, C++) for which neither $CC/$CXX nor a usual compiler is on PATH."""
+    """The languages (C, C++) for which neither $CC/$CXX nor a usual compiler is on PATH. On Windows
+    none is missing when MSVC is there (``cl`` on PATH, or a Visual Studio vswhere.exe lists) or when
+    vswhere.exe cannot tell (no Visual Studio Installer): then CMake looks, and pip's log says."""
+    if sys.platform == "win32" and (shutil.which("cl") or visual_studio() is not False):
+        return []
     missing = []
     for language, (variable, names) in COMPILERS.items():
         chosen = os.environ.get(variable, "").split()
         if not (chosen and shutil.which(chosen[0])) and not any(shutil.which(name) for name in names):
             missing.append(language)
     return missing
+
+
+def visual_studio() -> bool | None:
+    """Whether vswhere.exe lists a Visual Studio (Build Tools included) with the C++ tools; None when
+    there is no vswhere.exe to ask."""
+    vswhere = Path(os.environ.get("PROGRAMFILES(X86)", r"C:\Program Files (x86)"), *VSWHERE)
+    if not vswhere.is_file():
+        return None
+    asked = [str(vswhere), "-latest", "-products", "*", "-requires", VC_TOOLS, "-property", "installationPath"]
+    try:
+        found = subprocess.run(asked, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bool(found.stdout.strip())
+
+
+def compilers_looked_for() -> str:
+    """What missing_compilers looked for, as the error line names it."""
+    names = ", ".join(name for _, names in COMPILERS.values() for name in names)
+    return f"$CC/$CXX, {names}" + (", cl, a Visual Studio with C++ (vswhere.exe)" if sys.platform == "win32" else "")
 
 
 # --- pip ---------------------------------------------------------------------------------------------
@@ -219,7 +254,7 @@ def run_pip(arguments: list[str], building: bool = False, environment: dict | No
     """python -m pip <arguments>, its output appended to LOG; prints its main steps and, while
     llama.cpp compiles, one progress line per 10 %. Exits with one line when pip fails."""
     command = [sys.executable, "-m", "pip", *arguments]
-    started, shown = time.monotonic(), -10
+    started, shown_percent = time.monotonic(), -10
     with (
         open(LOG, "a") as log,
         subprocess.Popen(
@@ -233,8 +268,8 @@ def run_pip(arguments: list[str], building: bool = False, environment: dict | No
             if building and progress:
                 done, step, steps = progress.groups()
                 percent = int(done) if done else 100 * int(step) // int(steps)
-                if percent >= shown + 10 or percent == 100 and shown < 100:
-                    shown = percent
+                if percent >= shown_percent + 10 or percent == 100 and shown_percent < 100:
+                    shown_percent = percent
                     print(f"  compiling llama.cpp {percent:3d}%   ({clock(time.monotonic() - started)})", flush=True)
             elif PIP_STEPS.match(line):
                 print(f"  {line.strip()[:150]}", flush=True)
@@ -251,7 +286,7 @@ def build_wheel(version: str, build: str, arguments: str, folder: Path) -> Path:
     if missing := missing_compilers():
         sys.exit(
             f"error: cannot build the offline model: no {' or '.join(missing)} compiler found "
-            f"(looked for $CC/$CXX, {', '.join(n for _, names in COMPILERS.values() for n in names)}). "
+            f"(looked for {compilers_looked_for()}). "
             "Fix: install one (Debian/Ubuntu: sudo apt-get install build-essential; "
             "macOS: xcode-select --install; Windows: Visual Studio's C++ build tools), "
             "or skip the local model: set OPENAI_API_KEY, or point OPENAI_BASE_URL at Ollama "
@@ -289,17 +324,14 @@ def check(command: list[str]) -> None:
             returncode = None
     log_name = shown(CHECK_LOG)
     fix = (
-        "Fix: rebuild it (python llmops_project/local_llm/install.py --rebuild); if it fails again, use a "
-        "provider instead: set OPENAI_API_KEY, or point OPENAI_BASE_URL at Ollama (llmops_project/local_llm/README.md)"
+        f"Fix: rebuild it ({python_command('llmops_project/local_llm/install.py', '--rebuild')}); if it fails "
+        "again, use a provider instead: set OPENAI_API_KEY, or point OPENAI_BASE_URL at Ollama "
+        "(llmops_project/local_llm/README.md)"
     )
     if returncode is None:
         sys.exit(f"error: the offline model's check did not answer within {CHECK_TIMEOUT} s (log: {log_name}). {fix}")
-    if returncode < 0:
-        name = signal_name(-returncode)
-        sys.exit(
-            f"error: the offline model crashed on its first inference: {name} (signal {-returncode}); "
-            f"log: {log_name}. {fix}"
-        )
+    if crashed := crash_name(returncode):  # a POSIX signal, or a Windows exception code
+        sys.exit(f"error: the offline model crashed on its first inference: {crashed}; log: {log_name}. {fix}")
     if returncode != 0:
         last = (CHECK_LOG.read_text().strip().splitlines() or [""])[-1]
         sys.exit(f"error: the offline model's check failed (exit {returncode}: {last}); log: {log_name}. {fix}")
@@ -313,13 +345,6 @@ def shown(path: Path) -> str:
         return str(path.relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
-
-
-def signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def parse_args(argv=None):

@@ -7,6 +7,10 @@ cache folder, and Python's faulthandler writing into a file beside it, so that a
 SIGTERM) removes its note. A client that cannot connect calls ``crash_report(base_url)``: a note
 whose process is gone means the server died, and the crash file says of what.
 
+It also names how a crashed process ended (``crash_name``: a POSIX signal, or on Windows the
+exception code a crashed process exits with) and writes the commands a student pastes
+(``python_command``: this Python by its path), for install.py and present.py too.
+
 Self-contained (the standard library only): quiz/provider.py imports it as
 ``local_llm.llm_server.running`` without loading llama.cpp.
 """
@@ -23,6 +27,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
 # What faulthandler writes for each fatal signal ("Fatal Python error: Segmentation fault")
 FATAL = {
@@ -32,6 +37,14 @@ FATAL = {
     "Floating-point exception": "SIGFPE",
     "Floating point exception": "SIGFPE",
     "Aborted": "SIGABRT",
+}
+# A process that crashes on Windows exits with its exception's NTSTATUS code (a positive exit status,
+# 0xC0000005 = 3221225477), and faulthandler writes "Windows fatal exception: access violation".
+WINDOWS_CRASHES = {
+    0xC0000005: ("STATUS_ACCESS_VIOLATION", "access violation"),
+    0xC000001D: ("STATUS_ILLEGAL_INSTRUCTION", "illegal instruction"),
+    0xC0000409: ("STATUS_STACK_BUFFER_OVERRUN", "stack buffer overrun"),
+    0xC00000FD: ("STATUS_STACK_OVERFLOW", "stack overflow"),
 }
 _crash_file = None  # kept open: faulthandler writes into it from the signal handler
 
@@ -89,14 +102,54 @@ def alive(pid: int) -> bool:
 
 
 def fatal_signal(crash_text: str) -> str | None:
-    """The signal faulthandler reported ("Fatal Python error: Segmentation fault" -> "SIGSEGV")."""
-    match = re.search(r"Fatal Python error: ([^\n]+)", crash_text)
+    """The fatal error faulthandler reported: "Fatal Python error: Segmentation fault" -> "SIGSEGV
+    (signal 11)"; on Windows "Windows fatal exception: access violation" -> "STATUS_ACCESS_VIOLATION
+    (0xC0000005)"."""
+    match = re.search(r"(Fatal Python error|Windows fatal exception): ([^\n]+)", crash_text)
     if not match:
         return None
-    name = FATAL.get(match.group(1).strip())
+    what = match.group(2).strip()
+    if match.group(1) == "Windows fatal exception":  # "access violation", or "code 0xc0000094"
+        code = re.fullmatch(r"code (0x[0-9a-fA-F]+)", what)
+        number = int(code[1], 16) if code else next((n for n, (_, w) in WINDOWS_CRASHES.items() if w == what), 0)
+        return crash_name(number) or what
+    name = FATAL.get(what)
     if name is None:
-        return match.group(1).strip()
+        return what
     return f"{name} (signal {int(getattr(signal, name, 0))})" if hasattr(signal, name) else name
+
+
+def crash_name(returncode: int) -> str | None:
+    """How a process that crashed ended, from its exit status: "SIGSEGV (signal 11)" for a POSIX
+    signal, "STATUS_ILLEGAL_INSTRUCTION (0xC000001D)" for a Windows exception; None for an exit."""
+    if returncode < 0:
+        try:
+            return f"{signal.Signals(-returncode).name} (signal {-returncode})"
+        except ValueError:
+            return f"signal {-returncode}"
+    if returncode in WINDOWS_CRASHES:
+        return f"{WINDOWS_CRASHES[returncode][0]} (0x{returncode:08X})"
+    return None
+
+
+def exit_reason(returncode: int) -> str:
+    """A process's exit status in words: its crash (``crash_name``), else "exit status 1"."""
+    return crash_name(returncode) or f"exit status {returncode}"
+
+
+def python_command(script: str, *arguments: str, windows: bool = os.name == "nt") -> str:
+    """The command that runs ``script`` (its path from the repository root, with /) from a fresh
+    shell at the repository root: this Python by its path, so that nothing needs activating first
+    and no bare `python` is named (Debian and Ubuntu have none, and their python3 refuses to
+    install packages, PEP 668). .venv/bin/python ...; on Windows .venv\\Scripts\\python.exe ..."""
+    try:
+        python = Path(sys.executable).relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        python = Path(sys.executable).as_posix()
+    words = [python, script]
+    if windows:
+        words = [word.replace("/", "\\") for word in words]
+    return " ".join([*(f'"{word}"' if " " in word else word for word in words), *arguments])
 
 
 def crash_report(base_url: str | None) -> str | None:
@@ -121,8 +174,9 @@ def crash_report(base_url: str | None) -> str | None:
     how = fatal_signal(crash_text)
     died = f"crashed: {how}" if how else "stopped without a word (killed, e.g. SIGKILL by the out-of-memory killer?)"
     log = record.get("log") or str(note.with_suffix(".crash"))
+    rebuild = python_command("llmops_project/local_llm/install.py", "--rebuild")
     return (
         f"the offline model server (serve.py on port {address.port}, pid {record['pid']}) {died}; its log: {log}. "
-        "Fix: rebuild it (python llmops_project/local_llm/install.py --rebuild), start it again "
-        "(make local-llm), and re-run this command"
+        f"Fix: rebuild it (from the repository root: {rebuild}), start it again (make local-llm), "
+        "and re-run this command"
     )
