@@ -35,7 +35,7 @@ help:
 	@echo "make stack-check run the stack checks against 'make stack' (examples, rows, objects, restart)"
 	@echo "make compose-check  the CI's compose job: docker compose up, the same checks, down -v (needs Docker)"
 	@echo "make local-llm   install and start the offline OpenAI-compatible LLM server"
-	@echo "make local-llm-install  only install it (builds llama.cpp once, a few minutes; make demo does it too)"
+	@echo "make local-llm-install  only install it (builds llama.cpp once, ~2 min; make demo does it too)"
 	@echo "make align-install  the optional extra for llmops_project's align (dspy, litellm, gepa; make demo does it too)"
 	@echo "make benchmarks  run the benchmark scripts and print their figures"
 	@echo "make clean       delete .venv, .stack/ and .local-llm/ (keeps your runs: mlflow.db, mlartifacts/)"
@@ -110,9 +110,10 @@ test-fast: dev-install
 	$(PY) -m pytest -m unit
 
 # CI's command: the same suite plus the optional offline LLM extra and the system browser, so the
-# real-local-model test and the browser test run instead of being skipped (a missing browser fails).
+# real-local-model test and the browser test run instead of being skipped (a missing browser fails, and
+# so does an objdump that cannot show the build has no AMX instructions).
 test-all: dev-install local-llm-install align-install lint browser
-	UI_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest $(PYTEST_XDIST)
+	UI_TEST_REQUIRE_BROWSER=1 LOCAL_LLM_TEST_REQUIRE_OBJDUMP=1 $(PY) -m pytest $(PYTEST_XDIST)
 
 lint: dev-install
 	$(BIN)/ruff check .

@@ -34,9 +34,9 @@ ZMM = re.compile(r"%zmm\d+")  # AVX-512 registers: none in an x86-64-v3 (AVX2) b
 # The positive control of that scan: `ldtilecfg (%rax)` and `vmovaps %zmm1,%zmm0`, as raw machine code.
 # objdump before binutils 2.36 prints AMX as "(bad)": the scan would then pass a build holding AMX.
 AMX_AND_ZMM = bytes.fromhex("c4e2784900 62f17c4828c1")
-# `make test-all` (CI's command) runs with nothing skipped: where one of these is 1, a missing or
-# too old objdump fails the AMX test instead of skipping it (UI_TEST_REQUIRE_BROWSER=1 is what
-# test-all sets today; LOCAL_LLM_TEST_REQUIRE_OBJDUMP=1 asks for this test alone).
+# `make test-all` (CI's command) sets LOCAL_LLM_TEST_REQUIRE_OBJDUMP=1: where one of these is 1, a
+# missing or too old objdump fails the AMX test instead of skipping it (UI_TEST_REQUIRE_BROWSER=1, the
+# browser's own flag, also means "CI: skip nothing").
 REQUIRE_OBJDUMP = ("LOCAL_LLM_TEST_REQUIRE_OBJDUMP", "UI_TEST_REQUIRE_BROWSER")
 # `sysctl -n machdep.cpu.features machdep.cpu.leaf7_features` on an Intel Mac (Core i5-10400, as published):
 INTEL_MAC_SYSCTL = (
