@@ -529,7 +529,7 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
         elif server := start_offline_llm(walk, env):
             servers.append(server)
     print(f"Tracking store: {mlflow.get_tracking_uri()}   UI: {walk.ui}")
-    skipped, started = [], time.perf_counter()
+    skipped, seconds, started = [], {}, time.perf_counter()
     try:
         for number, step in chosen:
             if step.llm and walk.llm:
@@ -541,7 +541,9 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
                     f"not installed here: make align-install, then {retry_command(number)})"
                 )
                 continue
+            step_started = time.perf_counter()
             show(number, step, walk, env)
+            seconds[number] = time.perf_counter() - step_started  # with --pause, before the Enter
             if pause and number != chosen[-1][0] and input("[Enter] next step, q to quit: ").strip() == "q":
                 break
     except WalkError as problem:
@@ -553,6 +555,8 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
         if links_file:
             links_file.write_text("".join(f"{link}\n" for link in walk.links))
     print(f"\nWalked {len(chosen) - len(skipped)} step(s) in {time.perf_counter() - started:.0f} s.")
+    if seconds:  # for planning a class: which steps take the time
+        print("Seconds per step: " + ", ".join(f"{number}: {took:.0f}" for number, took in seconds.items()))
     if skipped:
         steps = "\n".join(f"  {s}" for s in skipped)
         print(NOT_RUN.format(reason=walk.llm, steps=steps, fixes=walk.fixes or BUILD_IT), file=sys.stderr)

@@ -50,6 +50,9 @@ def test_the_walk_runs_every_step_and_seed_43_fails_as_designed(module_store, wa
     assert {r.info.status for r in others} == {"FINISHED"}
     assert client.get_model_version_by_alias("iris-classifier-dt", "champion")
     assert '{"predictions": [0, 1, 2]}' in done.stdout  # the talk's curl answer, from a real model server
+    # The closing line an instructor plans a class with: each step that ran, with its seconds.
+    per_step = re.search(r"^Seconds per step: (.+)$", done.stdout, re.MULTILINE).group(1)
+    assert [int(item.split(":")[0]) for item in per_step.split(", ")] == presenting.steps_of(PART)
 
 
 def test_the_commands_are_shown_as_the_slides_show_them(walk):
