@@ -22,10 +22,11 @@ def main() -> None:
     model_uri = newest_autologged_model() if args.model_uri == "newest" else args.model_uri
     check_model_exists(model_uri)  # before registering: no registered name without a version
 
-    # Register the model under a human-friendly name: a new version each time (Model registration pt. 1-3)
-    version = mlflow.register_model(model_uri, args.model_name)
-    # Point the alias at the new version: clients load models:/<name>@champion, whatever its number
-    mlflow.MlflowClient().set_registered_model_alias(args.model_name, ALIAS, version.version)
+    with cli.uninterrupted():  # a kill (Ctrl-C, SIGTERM) waits: the new version gets its alias, or none is made
+        # Register the model under a human-friendly name: a new version each time (Model registration pt. 1-3)
+        version = mlflow.register_model(model_uri, args.model_name)
+        # Point the alias at the new version: clients load models:/<name>@champion, whatever its number
+        mlflow.MlflowClient().set_registered_model_alias(args.model_name, ALIAS, version.version)
     print(f"Registered {model_uri} as {args.model_name!r} version {version.version}, alias {ALIAS!r}")
 
     if cli.under_mlflow_run():  # `mlflow run` made a run for this entry point: name it, record the registration
