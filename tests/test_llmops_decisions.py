@@ -6,6 +6,8 @@ scorers only, against the deterministic test server.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import mlflow
 import pandas as pd
 import pytest
@@ -109,10 +111,37 @@ def test_code_scorers_are_trusted_and_a_judge_only_when_measured_well_enough():
 
 
 def test_one_reading_of_a_verdict_for_judges_and_humans():
-    for yes in (True, "yes", "Yes ", "pass", "true", 1.0):
+    for yes in (True, "yes", "Yes ", "pass", "true", "y", "1", 1, 1.0):
         assert decision.passed(yes) is True
-    for no in (False, "no", "unknown", None, "", float("nan"), 0.0, "fail"):
+    for no in (False, "no", "unknown", None, "", float("nan"), 0.0, "fail", "n", "0", ["yes"]):
         assert decision.passed(no) is False
+
+
+def test_a_human_verdict_means_the_same_in_a_labels_file_and_on_a_trace():
+    """The words a labels file or the terminal accepts (labels.verdict) are decision.passed's: a HUMAN
+    verdict stored as "y", "1", "yes", "pass" or True is read as passed by agreement, kappa and compare."""
+    assert (labels.YES, labels.NO) == (decision.PASS_WORDS, decision.FAIL_WORDS)
+    for word in sorted(labels.YES | labels.NO):
+        assert decision.passed(word) is labels.verdict(word) is (word in labels.YES)
+        assert decision.passed(word.upper()) is labels.verdict(f" {word.upper()} ")
+
+    def trace(*values):  # a trace holding one HUMAN correctness verdict per value, oldest first
+        feedback = [
+            SimpleNamespace(
+                name="correctness",
+                feedback=SimpleNamespace(value=value, error=None),
+                source=SimpleNamespace(source_type="HUMAN", source_id="ada"),
+                valid=None,
+                create_time_ms=when,
+            )
+            for when, value in enumerate(values)
+        ]
+        return SimpleNamespace(info=SimpleNamespace(assessments=feedback))
+
+    for stored in ("y", "1", "yes", "Pass", True, 1.0):
+        assert labels.human_verdicts(trace(False, stored), ["correctness"]) == {"correctness": True}
+    for stored in ("n", "0", "no", "fail", False, "unknown"):
+        assert labels.human_verdicts(trace(True, stored), ["correctness"]) == {"correctness": False}
 
 
 def test_the_comparison_table_counts_unknown_and_unanswered_as_not_passed():

@@ -50,7 +50,11 @@ MIN_KAPPA = 0.4
 # With fewer labelled answers kappa is too unsteady to trust: on 4 answers, one verdict changed by
 # the reviewer moves it by 0.5 or more; on 8, by about 0.25.
 MIN_LABELLED = 8
-PASSING = {True, "yes", "true", "pass", "passed"}  # what a passed verdict looks like (1.0 too)
+# A verdict in words, as a judge gives it ("yes"/"no") or a human (the Review page, the terminal, a labels
+# file: also y/n, true/false, pass/fail, 1/0). labels.verdict reads a human's with these same words.
+PASS_WORDS = frozenset({"yes", "y", "true", "pass", "passed", "1"})
+FAIL_WORDS = frozenset({"no", "n", "false", "fail", "failed", "0"})
+PASSING = {True, *PASS_WORDS}  # what a passed verdict looks like (True is also 1 and 1.0)
 
 RULE = (
     f"scorers: code scorers, and judges measured (by review, or on align's held-out answers) at kappa >= {MIN_KAPPA} "
@@ -61,13 +65,14 @@ RULE = (
 
 
 def passed(value) -> bool:
-    """The one reading of a verdict, a judge's or a human's: True, "yes" (any case), "pass" pass;
-    False, "no", "unknown", None or anything else do not."""
+    """The one reading of a verdict, a judge's or a human's: True, 1, and the ``PASS_WORDS`` (any
+    case: "yes", "y", "pass", "1"...) pass; False, "no", "unknown", None, NaN or anything else do not."""
     if isinstance(value, str):
         value = value.strip().lower()
-    if isinstance(value, float) and not math.isnan(value):
-        return value == 1.0
-    return value in PASSING
+    try:
+        return value in PASSING
+    except TypeError:  # unhashable (a list, a dict): not a verdict
+        return False
 
 
 # --- the evidence --------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ Labels file (CSV, one row per question, ``review_labels.example.csv``)::
     What is computer science?,no,yes,yes,no,yes,Too vague: no algorithms or data structures.
 
 ``question`` is the exact text of questions.csv; a verdict is yes or no (also y/n, true/false,
-pass/fail), or empty for "not judged"; ``comment`` is optional.
+pass/fail, 1/0: ``decision.PASS_WORDS`` and ``FAIL_WORDS``, the words ``decision.passed`` reads), or
+empty for "not judged"; ``comment`` is optional.
 
 In MLflow's Review page (MLflow 3.14+, UI: the experiment's Review), each criterion is a *label
 schema* of the experiment (its name, its question as the instruction, a Yes/No input), and the
@@ -44,7 +45,7 @@ QUESTIONS = {
     "reference_to_definition": "Does it reference or quote relevant definitions?",
     "english": "Is it in English?",
 }
-YES, NO = {"yes", "y", "true", "pass", "1"}, {"no", "n", "false", "fail", "0"}
+YES, NO = decision.PASS_WORDS, decision.FAIL_WORDS  # a verdict in a labels file or the terminal, read as passed() does
 REVIEW_STEP = "review"  # the quiz.step tag of review runs (generation.STEP_TAG)
 ALIGNMENT_STEP = "alignment"  # ... and of align runs, which measure the judges they align on held-out answers
 AGREEMENT_ARTIFACT = "judge_agreement.csv"
