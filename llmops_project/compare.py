@@ -63,18 +63,20 @@ def main() -> None:
         verdict = decision.decide(results, trust)
         table = comparison.record(results, figures, trust, verdict, run.info.run_id)
         target, beaten, champion_line = comparison.champion_move(verdict, prompts)
-        for name in beaten:  # a clear winner beat the champion: it loses the alias, the winner's version gets it
-            mlflow.genai.delete_prompt_alias(name, alias=comparison.CHAMPION)
-        if target:
-            mlflow.genai.set_prompt_alias(target[0], alias=comparison.CHAMPION, version=target[1])
+        with cli.uninterrupted():  # a kill waits: @champion moves whole, never left on no template or on two
+            if target:  # a clear winner that beat the champion: its version gets the alias
+                mlflow.genai.set_prompt_alias(target[0], alias=comparison.CHAMPION, version=target[1])
+            for name in beaten:  # ... and the beaten champion's template (another prompt) loses it
+                mlflow.genai.delete_prompt_alias(name, alias=comparison.CHAMPION)
 
     comparison.print_outcome(table, verdict, champion_line)
     best = verdict.winner or max(results, key=lambda c: c.overall(trust.kept))
     cli.print_ui_hint(run, "the comparison run; its child runs are the candidates")
     cli.print_next(
         f"review the answers of {best.name} yourself and measure the judges against you",
-        f"mlflow run -e review --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
-        f"-P generation_run_id={runs[best.name].info.run_id}",
+        cli.mlflow_run_command(
+            "review", {"generation_run_id": runs[best.name].info.run_id}, generation.experiment_name(run)
+        ),
     )
 
 

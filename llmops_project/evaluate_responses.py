@@ -1,6 +1,6 @@
 """Evaluate the answers of a generation run: LLM-as-a-judge plus code scorers (talk pt. 9).
 
-    mlflow run -e evaluate_responses --env-manager=local --experiment-id <EXPERIMENT_ID> . \\
+    mlflow run -e evaluate_responses --env-manager=local --experiment-name $EXPERIMENT_ID . \\
         -P generation_run_id=<GENERATION_RUN_ID>
 
 The evaluation criteria of the talk (running example pt. 3-4) are defined below. Only questions
@@ -15,6 +15,7 @@ from mlflow.genai.scorers import ExpectationsGuidelines, Guidelines, RelevanceTo
 
 import cli
 from quiz import dataset, evaluation, generation, options, provider
+from quiz.questions import load_expectations
 
 
 @scorer
@@ -68,18 +69,23 @@ def main() -> None:
     args = parse_args()
     provider.require_api_key()  # checked before any MLflow call (the judges call the provider)
     exam_records = dataset.records()  # questions.csv + expectations.json, checked before any run
+    # A generation run given by its id is read, answers and all, before this run starts: a wrong id
+    # leaves no run. The default ("none": the newest of this run's experiment) is found once it runs.
+    generation_run = None if latest(args.generation_run_id) else find_generation_run(args.generation_run_id)
+    answers = load_answers(generation_run) if generation_run else None
 
     with mlflow.start_run(run_name="evaluate") as run:
         mlflow.set_tag(generation.STEP_TAG, "evaluation")
         cli.log_new_params(vars(args))
-        generation_run = find_generation_run(args.generation_run_id, run.info.experiment_id)
+        if generation_run is None:
+            generation_run = find_generation_run(args.generation_run_id, run.info.experiment_id)
+            answers = load_answers(generation_run)
         mlflow.set_tag("quiz.evaluated_run_id", generation_run.info.run_id)
         # The exam as an MLflow evaluation dataset (UI: Datasets), kept in step with the files;
         # this run records which one it was judged against (input, params dataset_name/_version)
         exam, version, _ = dataset.sync(run.info.experiment_id, exam_records)
         dataset.log_use(exam, version)
         expectations = dataset.expectations_of(exam)
-        answers = load_answers(generation_run, expectations)
         print(f"Judging {len(answers)} answers of run {generation_run.info.run_id} with {args.judge_model}")
 
         # The evaluation data: each answer's trace, with its question's correctness guidelines
@@ -100,8 +106,9 @@ def main() -> None:
     cli.print_ui_hint(run, "the evaluation run; the assessments are on each trace of the generation run")
     cli.print_next(
         "review these answers yourself, and measure how far the judges agree with you",
-        f"mlflow run -e review --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
-        f"-P generation_run_id={generation_run.info.run_id}",
+        cli.mlflow_run_command(
+            "review", {"generation_run_id": generation_run.info.run_id}, generation.experiment_name(run)
+        ),
     )
 
 
@@ -123,7 +130,8 @@ def answer_text(outputs) -> str:
 
 def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
-        example="python evaluate_responses.py --generation-run-id <GENERATION_RUN_ID>",
+        example="mlflow run -e evaluate_responses --env-manager=local --experiment-name se-answers . "
+        "-P generation_run_id=<GENERATION_RUN_ID>",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument(
@@ -135,10 +143,16 @@ def parse_args(argv: list[str] | None = None):
     return parser.parse_args(argv)
 
 
-def find_generation_run(run_id: str, experiment_id: str):
-    """The run to evaluate: the given one, or the newest finished generation run of the experiment."""
+def latest(run_id: str) -> bool:
+    """Whether ``-P generation_run_id`` asks for the newest generation run of the experiment ("none")."""
+    return run_id.lower() == "none"
+
+
+def find_generation_run(run_id: str, experiment_id: str | None = None):
+    """The run to evaluate: the given one, or for "none" the newest finished generation run of the
+    experiment ``experiment_id``."""
     client = mlflow.MlflowClient()
-    if run_id.lower() != "none":
+    if not latest(run_id):
         try:
             return client.get_run(run_id)
         except mlflow.exceptions.MlflowException:
@@ -159,12 +173,14 @@ def find_generation_run(run_id: str, experiment_id: str):
     return runs[0]
 
 
-def load_answers(run, expectations: dict) -> pd.DataFrame:
-    """The successfully answered questions of a generation run (failed ones are never judged)."""
+def load_answers(run) -> pd.DataFrame:
+    """The successfully answered questions of a generation run (failed ones are never judged), each
+    with correctness guidelines in expectations.json (what the exam dataset is kept in step with)."""
     answered = generation.answered(run)
     print(f"{answered.attrs['failed']} failed question(s) of that run left out")
     if answered.empty:
         raise cli.UserError("that run has no successful answer to evaluate. Generate answers again")
+    expectations = load_expectations()
     missing = [q for q in answered["question"] if q not in expectations]
     if missing:
         raise cli.UserError(f"expectations.json has no correctness guidelines for {missing[0]!r}. Add them")

@@ -56,7 +56,8 @@ def main() -> None:
 
 def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
-        example="python generate_answers.py --max-questions 4", description=__doc__.split("\n\n")[0]
+        example="mlflow run -e generate_answers --env-manager=local --experiment-name se-answers . -P max_questions=4",
+        description=__doc__.split("\n\n")[0],
     )
     options.add_generation_arguments(parser, model="gpt-4.1-mini", max_tokens=500)
     return parser.parse_args(argv)

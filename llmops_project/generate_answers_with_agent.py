@@ -92,7 +92,9 @@ def main() -> None:
 
 def parse_args(argv: list[str] | None = None):
     parser = cli.ArgumentParser(
-        example="python generate_answers_with_agent.py --max-questions 2", description=__doc__.split("\n\n")[0]
+        example="mlflow run -e generate_answers_with_agent --env-manager=local --experiment-name se-answers-agents . "
+        "-P max_questions=2",
+        description=__doc__.split("\n\n")[0],
     )
     options.add_generation_arguments(parser, model="gpt-5-mini", max_tokens=1500)
     parser.add_argument(

@@ -8,10 +8,13 @@ text is unchanged gets no new version, and an alias moved by hand to another ver
 """
 
 import mlflow
+from mlflow.exceptions import MlflowException
 
 import cli
 from quiz import PROMPTS_DIR
-from quiz.generation import ALIAS  # "production": what the generation entry points load
+from quiz.generation import ALIAS, experiment_name  # ALIAS, "production": what generation loads
+
+REGISTERED_BY = "quiz.registered_by_run"  # version tag: the run that registered it (see unchanged_version)
 
 
 def main() -> None:
@@ -19,40 +22,78 @@ def main() -> None:
     with mlflow.start_run(run_name="register-prompts") as run:
         new_versions = 0
         for path in sorted(PROMPTS_DIR.glob("*.txt")):
-            version, registered = register(path.stem, path.read_text(encoding="utf-8"))
-            new_versions += registered
-            mlflow.log_param(f"prompt_{path.stem}", f"v{version}")
-            print(f"{path.stem:10s} version {version}  {'registered' if registered else 'unchanged'}  (alias @{ALIAS})")
+            name, template = path.stem, path.read_text(encoding="utf-8")
+            version = unchanged_version(name, template)  # the newest version, when it holds this text
+            registered = version is None
+            if registered:  # a new text: a new version of the prompt, then the alias moves to it
+                with cli.uninterrupted():  # a kill waits until both are done
+                    prompt = mlflow.genai.register_prompt(name=name, template=template, **version_details(name))
+                    mlflow.genai.set_prompt_alias(name, alias=ALIAS, version=prompt.version)
+                version, new_versions = prompt.version, new_versions + 1
+            mlflow.log_param(f"prompt_{name}", f"v{version}")
+            print(f"{name:10s} version {version}  {'registered' if registered else 'unchanged'}  (alias @{ALIAS})")
         mlflow.log_metric("new_prompt_versions", new_versions)
 
     print("\nSee them in the MLflow UI: Prompts (talk pt. 5-6).")
-    experiment = mlflow.get_experiment(run.info.experiment_id).name
     cli.print_next(
-        "generate answers (talk pt. 7)", cli.mlflow_run_command("generate_answers", {"max_questions": 4}, experiment)
+        "generate answers (talk pt. 7)",
+        cli.mlflow_run_command("generate_answers", {"max_questions": 4}, experiment_name(run)),
     )
 
 
 def parse_args(argv: list[str] | None = None):
     """No options: --help says what the script does; anything else is refused in one line."""
-    parser = cli.ArgumentParser(example="python register_all_prompts.py", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(
+        example="mlflow run -e register_all_prompts --env-manager=local --experiment-name se-answers .",
+        description=__doc__.split("\n\n")[0],
+    )
     return parser.parse_args(argv)
 
 
-def register(name: str, template: str) -> tuple[int, bool]:
-    """Register ``template`` as a new version of prompt ``name`` and point the alias at it, unless the
-    newest version already has this text. Returns (version, whether it is new)."""
+def version_details(name: str) -> dict:
+    """The commit message and tags of a new version of prompt ``name`` (and the run registering it)."""
+    tags = {"source_file": f"prompts/{name}.txt", "project": "quiz-answer-generator"}
+    if run := mlflow.active_run():
+        tags[REGISTERED_BY] = run.info.run_id
+    return {"commit_message": f"prompts/{name}.txt as of this register_all_prompts run", "tags": tags}
+
+
+def unchanged_version(name: str, template: str) -> int | None:
+    """The newest version of prompt ``name`` when it holds ``template`` (nothing to register), else None.
+
+    Its alias is repaired on the way: set when the prompt has none, and moved to it when the run that
+    registered it (tag ``REGISTERED_BY``) did not finish, so may have stopped before moving the alias
+    (a crash; a kill waits for the move, see main). An alias moved by hand after a run that finished
+    stays where it was put."""
     latest = mlflow.genai.load_prompt(f"prompts:/{name}@latest", allow_missing=True, cache_ttl_seconds=0)
-    if latest is not None and latest.template == template:
-        if mlflow.genai.load_prompt(f"prompts:/{name}@{ALIAS}", allow_missing=True, cache_ttl_seconds=0) is None:
-            mlflow.genai.set_prompt_alias(name, alias=ALIAS, version=latest.version)
-        return latest.version, False
-    prompt = mlflow.genai.register_prompt(
-        name=name,
-        template=template,
-        commit_message=f"prompts/{name}.txt as of this register_all_prompts run",
-        tags={"source_file": f"prompts/{name}.txt", "project": "quiz-answer-generator"},
-    )
-    mlflow.genai.set_prompt_alias(name, alias=ALIAS, version=prompt.version)
+    if latest is None or latest.template != template:
+        return None
+    current = mlflow.genai.load_prompt(f"prompts:/{name}@{ALIAS}", allow_missing=True, cache_ttl_seconds=0)
+    if current is None or (current.version != latest.version and not finished(latest.tags.get(REGISTERED_BY))):
+        mlflow.genai.set_prompt_alias(name, alias=ALIAS, version=latest.version)
+    return latest.version
+
+
+def finished(run_id: str | None) -> bool:
+    """Whether the run ``run_id`` ended FINISHED; True when there is none to ask (a version registered
+    outside a run, or before versions named their run; a run deleted since): nothing says it stopped."""
+    if not run_id:
+        return True
+    try:
+        return mlflow.MlflowClient().get_run(run_id).info.status == "FINISHED"
+    except MlflowException:
+        return True
+
+
+def register(name: str, template: str) -> tuple[int, bool]:
+    """What main() does for one prompt, outside a run: (the newest version, whether it is new). The
+    tests register the prompts in-process with it."""
+    version = unchanged_version(name, template)
+    if version is not None:
+        return version, False
+    with cli.uninterrupted():
+        prompt = mlflow.genai.register_prompt(name=name, template=template, **version_details(name))
+        mlflow.genai.set_prompt_alias(name, alias=ALIAS, version=prompt.version)
     return prompt.version, True
 
 

@@ -1,7 +1,7 @@
 """Review the answers of a generation run yourself, then measure each judge against you
 (the talk: "Support for annotating LLM-responses with human feedback").
 
-    mlflow run -e review --env-manager=local --experiment-id <EXPERIMENT_ID> . -P generation_run_id=<RUN_ID>
+    mlflow run -e review --env-manager=local --experiment-name $EXPERIMENT_ID . -P generation_run_id=<RUN_ID>
 
 First it sets up MLflow's Review page for those answers: one question per judge of
 evaluate_responses.py (a label schema of the experiment: the judge's name, the question, Yes/No)
@@ -44,14 +44,20 @@ def main() -> None:
         if args.labels.lower() in (TERMINAL, UI, "none")
         else labels.read_labels(Path(args.labels), exam, list(asked))
     )
+    # A generation run given by its id is read, traces and all, before this run starts: a wrong id
+    # leaves no run. The default ("none": the newest of this run's experiment) is found once it runs.
+    latest = evaluate_responses.latest(args.generation_run_id)
+    generation_run = None if latest else evaluate_responses.find_generation_run(args.generation_run_id)
+    traces = generation.traced_answers(generation_run) if generation_run else None
 
     with mlflow.start_run(run_name=f"review-{reviewer}") as run:
         mlflow.set_tag(generation.STEP_TAG, "review")
         cli.log_new_params({**vars(args), "reviewer": reviewer})
         mlflow.log_param("verdicts_counted", counted or "anyone's latest")
-        generation_run = evaluate_responses.find_generation_run(args.generation_run_id, run.info.experiment_id)
+        if generation_run is None:
+            generation_run = evaluate_responses.find_generation_run(args.generation_run_id, run.info.experiment_id)
+            traces = generation.traced_answers(generation_run)
         mlflow.set_tag("quiz.reviewed_run_id", generation_run.info.run_id)
-        traces = generation.traced_answers(generation_run)
 
         # MLflow's Review page: a Yes/No question per judge (label schemas), the run's answers as a queue
         schema_ids = labels.ensure_label_schemas(run.info.experiment_id, asked)
@@ -100,17 +106,16 @@ def main() -> None:
 
     labels.print_agreement(table, counted)
     cli.print_ui_hint(run, "the review run; the verdicts are on each trace of the generation run")
+    experiment = generation.experiment_name(run)
     if table.empty:
         cli.print_next(
             "let the judges judge these answers too, then review again to compare",
-            f"mlflow run -e evaluate_responses --env-manager=local --experiment-id {run.info.experiment_id} "
-            f"{{here}} -P generation_run_id={generation_run.info.run_id}",
+            cli.mlflow_run_command("evaluate_responses", {"generation_run_id": generation_run.info.run_id}, experiment),
         )
     else:
         cli.print_next(
             "compare prompt templates on the evidence you can now trust",
-            f"mlflow run -e compare --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
-            "-P templates=basic,practical -P max_questions=6",
+            cli.mlflow_run_command("compare", {"templates": "basic,practical", "max_questions": 6}, experiment),
         )
 
 

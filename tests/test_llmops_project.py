@@ -149,6 +149,24 @@ def test_prompt_registration_is_idempotent_and_versions_changed_text(mlflow_stor
     assert "register_all_prompts" in client.get_prompt_version("basic", 2).commit_message
 
 
+def test_a_rerun_moves_the_alias_a_stopped_registration_left_behind(mlflow_store):
+    """A run that stopped (a crash) between registering a version and moving @production to it: the
+    next run finds the same text, and moves the alias, since the run that registered that version did
+    not finish. After a run that finished, an alias moved by hand stays where it was put."""
+    register, client = register_all_prompts.register, mlflow_store.client
+    assert register("basic", "Q: {{question}}") == (1, True)
+    experiment_id = client.create_experiment("stopped-registrations")
+    for status, moved in (("KILLED", True), ("FINISHED", False)):
+        run_id = client.create_run(experiment_id).info.run_id
+        text = f"Q ({status}): {{{{question}}}}"
+        tags = {register_all_prompts.REGISTERED_BY: run_id}
+        version = mlflow.genai.register_prompt(name="basic", template=text, tags=tags).version  # the alias not moved
+        client.set_terminated(run_id, status=status)
+        before = client.get_prompt_version_by_alias("basic", ALIAS).version
+        assert register("basic", text) == (version, False)
+        assert client.get_prompt_version_by_alias("basic", ALIAS).version == (version if moved else before)
+
+
 def test_exam_dataset_is_registered_once_and_versioned_by_its_content(mlflow_store):
     first = mlflow.set_experiment("exam-a").experiment_id
     exam, version, changed = dataset.sync(first)
@@ -343,6 +361,25 @@ def test_missing_api_key_fails_before_anything_is_logged(mlflow_store, llm_serve
     assert direct.runs == []  # run directly: no run is created at all
 
 
+def test_a_wrong_generation_run_is_one_line_and_no_evaluation_run(mlflow_store, llm_server):
+    """A generation run given by its id is read before the evaluation run starts: a wrong id, or a run
+    with no answers.csv, leaves no run behind."""
+    evaluate = f"{PROJECT}/evaluate_responses.py"
+    unknown = "0" * 32
+    result = run_script(mlflow_store, evaluate, "--generation-run-id", unknown, expect_success=False)
+    [line] = error_lines(result)
+    assert line.startswith(f"error: generation run {unknown!r} not found in this tracking store")
+    assert result.runs == []
+    experiment_id = mlflow_store.client.create_experiment("no-answers")
+    empty = mlflow_store.client.create_run(experiment_id, tags={"quiz.step": "generation"}).info.run_id
+    mlflow_store.client.set_terminated(empty)
+    result = run_script(mlflow_store, evaluate, "--generation-run-id", empty, expect_success=False)
+    [line] = error_lines(result)
+    assert line.startswith(f"error: run {empty} has no answers.csv")
+    assert [r.info.run_id for r in result.runs] == []
+    assert not llm_server.chat_requests()
+
+
 def test_unreachable_provider_records_failures_never_answers(mlflow_store):
     register_prompts_in_process()
     env = {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
@@ -375,7 +412,8 @@ def test_unknown_prompt_template_is_one_line_and_no_run(mlflow_store, llm_server
     [line] = error_lines(result)
     assert line.startswith("error: argument --prompt-template: invalid choice: 'poetic' (choose from ")
     assert all(name in line for name in ("academic", "basic", "concise", "practical"))
-    assert line.endswith(". Example: python generate_answers.py --max-questions 4")
+    example = "mlflow run -e generate_answers --env-manager=local --experiment-name se-answers . -P max_questions=4"
+    assert line.endswith(f". Example: {example}")
     assert result.runs == []
     assert not llm_server.chat_requests()
 

@@ -185,9 +185,11 @@ def chart(table: pd.DataFrame):
 
 def champion_move(verdict, prompts: list) -> tuple[tuple[str, int] | None, list[str], str]:
     """Where @champion goes after the decision ``verdict`` among the versions ``prompts``: (prompt
-    name, version) to point it at, or None to leave it; the templates it leaves; and the line to print.
-    It moves only to a clear winner, and only when the current champion (if any) was among the
-    candidates the winner beat: a champion never compared stays."""
+    name, version) to point it at, or None to leave it; the other templates it leaves; and the line
+    to print. It moves only to a clear winner, and only when the current champion (if any) was among
+    the candidates the winner beat: a champion never compared stays. Each template is a prompt of its
+    own, with its own aliases: within the winner's prompt, ``set_prompt_alias`` moves the alias (it
+    replaces the one there), but another template's @champion must be deleted."""
     winner = verdict.winner
     if winner is None:
         return None, [], f"@{CHAMPION} unchanged (no clear winner)"
@@ -210,7 +212,7 @@ def champion_move(verdict, prompts: list) -> tuple[tuple[str, int] | None, list[
     was = ", ".join(f"{n} v{p.version}" for n, p in current.items()) or "none"
     return (
         (winner.template, winner.version),
-        list(current),
+        [name for name in current if name != winner.template],
         f"@{CHAMPION} is now {winner.template} v{winner.version} (was {was})",
     )
 

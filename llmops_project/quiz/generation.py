@@ -32,6 +32,7 @@ from quiz.questions import Question
 STEP_TAG = "quiz.step"  # "generation" on generation runs: evaluate_responses looks for it
 ANSWERS_ARTIFACT = "answers.csv"
 ALIAS = "production"  # the prompts are loaded through this alias (register_all_prompts sets it)
+EXPERIMENT = "se-answers"  # the README's experiment: what a command shown before any run names
 ANSWER_COLUMNS = [
     "number",
     "category",
@@ -72,14 +73,26 @@ class Reply:
         return cls(text=str(messages[-1].text), tool_calls=sum(1 for m in messages if m.type == "tool"))
 
 
+def experiment_name(run=None) -> str:
+    """The name of ``run``'s experiment (by default the active run's), which the commands shown to a
+    student name (``cli.mlflow_run_command``); with no run, the README's ``EXPERIMENT``."""
+    run = run or mlflow.active_run()
+    return mlflow.get_experiment(run.info.experiment_id).name if run else EXPERIMENT
+
+
+def command_here(entry: str, params: dict | None = None, run=None) -> str:
+    """``cli.mlflow_run_command`` for the experiment of ``run`` (see ``experiment_name``), from
+    inside this folder: the command a one-line error shows (``cli.print_next`` shows both forms)."""
+    return cli.mlflow_run_command(entry, params, experiment_name(run)).replace("{here}", ".")
+
+
 def require_prompts(*prompts) -> None:
     """``mlflow.genai.load_prompt(..., allow_missing=True)`` gives None for a prompt with no version
     under the alias: say what to run instead of failing later."""
     if any(prompt is None for prompt in prompts):
-        experiment_id = run.info.experiment_id if (run := mlflow.active_run()) else "<EXPERIMENT_ID>"
         raise cli.UserError(
             f"the prompts have no version with alias @{ALIAS} in this tracking store. Register them first: "
-            f"mlflow run -e register_all_prompts --env-manager=local --experiment-id {experiment_id} ."
+            + command_here("register_all_prompts")
         )
 
 
@@ -198,7 +211,7 @@ def traced_answers(run) -> pd.DataFrame:
         raise cli.UserError(
             f"run {run.info.run_id} has no traced answer to review. "
             "Generate answers with tracing on (the generate entry points do), e.g. "
-            "mlflow run -e generate_answers --env-manager=local --experiment-name se-answers ."
+            + command_here("generate_answers", run=run)
         )
     return table
 
@@ -274,6 +287,5 @@ def print_next_steps(run) -> None:
     cli.print_ui_hint(run, "the generation run; its Traces tab has one trace per question")
     cli.print_next(
         "evaluate these answers (talk pt. 9)",
-        f"mlflow run -e evaluate_responses --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
-        f"-P generation_run_id={run.info.run_id}",
+        cli.mlflow_run_command("evaluate_responses", {"generation_run_id": run.info.run_id}, experiment_name(run)),
     )
