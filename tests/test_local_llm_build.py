@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness import REPO_ROOT, free_port, run_script, stop_process
+from tests.llmops import traces_of
 
 LOCAL_LLM = REPO_ROOT / "llmops_project" / "local_llm"
 SERVE = LOCAL_LLM / "serve.py"
@@ -379,8 +380,36 @@ def test_generate_answers_against_a_crashed_server_says_it_crashed_in_one_line(m
     assert "crashed: SIGSEGV (signal 11)" in errors[0]
     assert str(log) in errors[0]
     assert "provider is running" not in result.stderr
-    [run] = result.runs
-    assert run.info.status == "FAILED"
+    assert result.runs == []  # said before any run starts: nothing to clean up
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_evaluate_responses_against_a_crashed_server_says_so_at_once(mlflow_store, llm_server, tmp_path, monkeypatch):
+    """The judges are MLflow's: against a server that is gone they retry (10 attempts each, with
+    back-off) for minutes before any check of ours could run. A known crash is said first."""
+    run_script(mlflow_store, "llmops_project/register_all_prompts.py")
+    generated = run_script(mlflow_store, "llmops_project/generate_answers.py", params={"max_questions": 1})
+    [generation] = generated.runs  # answered by the test server, which then "becomes" a crashed offline one
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    port = free_port()
+    log = dying_server(tmp_path, port)
+    started = time.monotonic()
+    result = run_script(
+        mlflow_store,
+        "llmops_project/evaluate_responses.py",
+        params={"generation_run_id": generation.info.run_id},
+        env={"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "XDG_CACHE_HOME": str(tmp_path)},
+        expect_success=False,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert "crashed: SIGSEGV (signal 11)" in errors[0]
+    assert str(log) in errors[0]
+    assert result.runs == []  # no evaluation run, and no verdict logged on the generation run's traces
+    assert [t.info.assessments for t in traces_of(generation)] == [[]]
+    assert elapsed < 60, f"{elapsed:.0f} s"  # MLflow's retries took 3 min 18 s for 2 answers
 
 
 # --- the installed build (the optional extra) ---------------------------------------------------------

@@ -31,13 +31,16 @@ OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 
 
 def require_api_key() -> None:
-    """Called first thing, before any MLflow call: no key, no run."""
+    """Called first thing, before any MLflow call: no key, no run. Nor when the offline model server
+    behind OPENAI_BASE_URL is known to have crashed: said now, in its one line, rather than after
+    minutes of MLflow's judges retrying a server that is gone (10 attempts each, with back-off)."""
     if not os.environ.get("OPENAI_API_KEY"):
         raise UserError(
             "OPENAI_API_KEY is not set. Set it to your OpenAI key (export OPENAI_API_KEY=sk-...), "
             "or to any value with OPENAI_BASE_URL pointing at a local server such as "
             "http://127.0.0.1:8080/v1 (see llmops_project/README.md, 'Before you start: pick a provider')"
         )
+    stop_if_crashed()
 
 
 def endpoint() -> str:
@@ -55,7 +58,8 @@ def crashed() -> str | None:
 
 
 def stop_if_crashed() -> None:
-    """After calls that failed (answers, judge verdicts): stop with the crash line, if it was that."""
+    """Stop with the crash line if the offline server crashed: first thing (require_api_key), and after
+    calls that failed (answers, judge verdicts), when that may be why."""
     if crash := crashed():
         raise UserError(crash)
 
