@@ -1,7 +1,7 @@
 """Align a judge to a reviewer's labels, then measure it on answers it never saw (the talk's loop,
 continued: "how far to trust the judges", and what to do when the answer is "not enough").
 
-    mlflow run -e align --env-manager=local --experiment-id <EXPERIMENT_ID> . -P judges=correctness -P reviewer=ada
+    mlflow run -e align --env-manager=local --experiment-name $EXPERIMENT_ID . -P judges=correctness -P reviewer=ada
 
 From the answers reviewed in the experiment (or the generation runs you name), the ones with a
 human verdict on the judge's criterion are split by question, seeded: an alignment part the
@@ -45,17 +45,19 @@ def main() -> None:
 
         # The labelled answers of each judge's criterion, split by question: learn from one part, measure on the other
         found = {name: alignment.labelled(answers, name, reviewer) for name in judges}
-        require_labels(found, run.info.experiment_id)
+        require_labels(found)
         parts = alignment.split([q for table in found.values() for q in table["question"]], args.held_out, args.seed)
         print(f"Labelled answers split by question (seed {args.seed}, {args.held_out:.0%} held out):")
         print("\n".join(parts.lines(numbers)))
         mlflow.log_params({"align_questions": len(parts.align), "held_out_questions": len(parts.held_out)})
+        # Every judge's parts checked before the first is aligned: one short of labels, and nothing is registered
+        halves = {name: parts.of(table) for name, table in found.items()}
+        for name, (learn, held) in halves.items():
+            require_enough(name, len(learn), len(held), args)
 
         before, after, rows = [], [], []
         for name, judge in judges.items():
-            learn = found[name][found[name]["question"].isin(parts.align)]
-            held = found[name][found[name]["question"].isin(parts.held_out)]
-            require_enough(name, len(learn), len(held), args)
+            learn, held = halves[name]
             who = reviewer or alignment.reviewers(learn, name)
             traces = [alignment.reviewer_only(t, name, reviewer) for t in learn["trace"]]
             print(f"\nAligning {name} on {len(traces)} labelled answer(s) with {args.optimizer} ...")
@@ -70,38 +72,34 @@ def main() -> None:
             alignment.renamed(aligned, aligned_name).register(experiment_id=run.info.experiment_id, name=aligned_name)
 
             # Before and after, on the held-out answers: the judge as registered, loaded back as compare loads it
-            human = held["human"].tolist()
-            said_before, errors_before = alignment.verdicts(judge, held)
-            said_after, errors_after = alignment.verdicts(alignment.load(aligned_name, run.info.experiment_id), held)
-            before.append(alignment.measured(name, args.judge_model, human, said_before))
-            after.append(alignment.measured(aligned_name, args.judge_model, human, said_after))
-            rows += [
-                {
-                    "when": when,
-                    "criterion": name,
-                    "optimizer": args.optimizer,
-                    "aligned_on": len(traces),
-                    "judge_errors": errors,
-                }
-                | table.iloc[0].to_dict()
-                for when, table, errors in (("before", before[-1], errors_before), ("after", after[-1], errors_after))
-            ]
-            log_figures(name, before[-1].iloc[0], after[-1].iloc[0], len(traces))
+            measured = {
+                "before": alignment.measured(judge, held, reviewer),
+                "after": alignment.measured(alignment.load(aligned_name, run.info.experiment_id), held, reviewer),
+            }
+            before.append(measured["before"].table)
+            after.append(measured["after"].table)
+            rows += alignment.alignment_rows(name, args.optimizer, len(traces), measured)
+            log_figures(name, measured, len(traces), len(held))
 
-        table = pd.DataFrame(rows)
-        mlflow.log_text(table.to_csv(index=False), alignment.ARTIFACT)
-        measured = pd.concat(after, ignore_index=True)  # the aligned judges' measurement, as review records one
-        mlflow.log_text(measured.to_csv(index=False), labels.AGREEMENT_ARTIFACT)
+        mlflow.log_text(pd.DataFrame(rows).to_csv(index=False), alignment.ARTIFACT)
+        aligned_judges = pd.concat(after, ignore_index=True)  # the aligned judges' measurement, as review records one
+        mlflow.log_text(aligned_judges.to_csv(index=False), labels.AGREEMENT_ARTIFACT)
 
     labels.print_agreement(
-        pd.concat(before, ignore_index=True), reviewer, "Before: the judges, not aligned, on the held-out answers"
+        pd.concat(before, ignore_index=True),
+        reviewer,
+        "Before: the judges, not aligned, on the held-out answers",
+        artifact=alignment.ARTIFACT,
     )
-    labels.print_agreement(measured, reviewer, "After: the aligned judges, as registered, on the same answers")
+    labels.print_agreement(aligned_judges, reviewer, "After: the aligned judges, as registered, on the same answers")
     cli.print_ui_hint(run, "the align run; the aligned judges are on the experiment's Judges page")
     cli.print_next(
         "compare prompt templates with the aligned judges (trusted only if measured well enough)",
-        f"mlflow run -e compare --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
-        "-P templates=basic -P max_tokens=8,500 -P max_questions=6 -P judges=aligned",
+        cli.mlflow_run_command(
+            "compare",
+            {"templates": "basic", "max_tokens": "8,500", "max_questions": 6, "judges": "aligned"},
+            generation.experiment_name(run),
+        ),
     )
 
 
@@ -145,9 +143,10 @@ def reviewed_answers(run_ids: str, experiment_id: str) -> pd.DataFrame:
         )
         ids = sorted({r.data.tags["quiz.reviewed_run_id"] for r in reviews if "quiz.reviewed_run_id" in r.data.tags})
         if not ids:
+            review = generation.command_here("review", {"generation_run_id": "<ID>"})
             raise cli.UserError(
                 "no answer of this experiment was reviewed yet, so there is no human label to align a judge to. "
-                f"Review some first: mlflow run -e review --env-manager=local --experiment-id {experiment_id} ."
+                f"Review some first: {review}"
             )
     else:
         ids = [i.strip() for i in run_ids.split(",") if i.strip()]
@@ -155,12 +154,10 @@ def reviewed_answers(run_ids: str, experiment_id: str) -> pd.DataFrame:
     return pd.concat([generation.traced_answers(r) for r in runs], ignore_index=True)
 
 
-def require_labels(found: dict[str, pd.DataFrame], experiment_id: str) -> None:
+def require_labels(found: dict[str, pd.DataFrame]) -> None:
     for name, table in found.items():
         if table.empty:
-            review = (
-                f"mlflow run -e review --env-manager=local --experiment-id {experiment_id} . -P generation_run_id=<ID>"
-            )
+            review = generation.command_here("review", {"generation_run_id": "<ID>"})
             raise cli.UserError(
                 f"no reviewed answer has a human verdict on {name}. Label some first ({review}), "
                 "or pass -P reviewer=none to use anyone's labels"
@@ -172,10 +169,15 @@ def require_enough(name: str, learn: int, held: int, args) -> None:
     need = alignment.MIN_LABELS[args.optimizer]
     if learn < need:
         more = alignment.more_to_review(learn, need, args.held_out)
+        fewest = min(alignment.MIN_LABELS, key=alignment.MIN_LABELS.get)  # memalign, which learns from 1
+        other = (
+            f", or use -P optimizer={fewest}, which learns from {alignment.MIN_LABELS[fewest]}"
+            if fewest != args.optimizer
+            else ""
+        )
         raise cli.UserError(
             f"{name} has {learn} labelled answer(s) to align on and {args.optimizer} needs {need}. "
-            f"Review about {more} more answer(s) of other questions with review, "
-            "or use -P optimizer=memalign, which learns from 1"
+            f"Review about {more} more answer(s) of other questions with review{other}"
         )
     if held < alignment.MIN_HELD_OUT:
         raise cli.UserError(
@@ -184,13 +186,15 @@ def require_enough(name: str, learn: int, held: int, args) -> None:
         )
 
 
-def log_figures(name: str, before, after, aligned_on: int) -> None:
-    """<judge>/before_agreement, /after_agreement, /before_kappa, /after_kappa (when defined), /held_out."""
-    mlflow.log_metrics({f"{name}/aligned_on": aligned_on, f"{name}/held_out": int(after.labelled)})
-    for when, row in (("before", before), ("after", after)):
-        mlflow.log_metric(f"{name}/{when}_agreement", row.agreement)
-        if row.kappa is not None and pd.notna(row.kappa):
-            mlflow.log_metric(f"{name}/{when}_kappa", row.kappa)
+def log_figures(name: str, measured: dict[str, alignment.Measured], aligned_on: int, held_out: int) -> None:
+    """<judge>/aligned_on, /held_out, and /before_agreement, /after_agreement, /before_kappa,
+    /after_kappa (each when measured: kappa when defined, none when every verdict errored)."""
+    mlflow.log_metrics({f"{name}/aligned_on": aligned_on, f"{name}/held_out": held_out})
+    for when, found in measured.items():
+        for row in found.table.itertuples():
+            mlflow.log_metric(f"{name}/{when}_agreement", row.agreement)
+            if row.kappa is not None and pd.notna(row.kappa):
+                mlflow.log_metric(f"{name}/{when}_kappa", row.kappa)
 
 
 if __name__ == "__main__":

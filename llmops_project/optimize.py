@@ -1,7 +1,7 @@
 """Optimize the champion prompt with MLflow, then let the comparison decide whether it is better
 (the talk's "MLflow may help in selecting the best prompts", one step further: MLflow writes one).
 
-    mlflow run -e optimize --env-manager=local --experiment-id <EXPERIMENT_ID> . -P max_questions=12
+    mlflow run -e optimize --env-manager=local --experiment-name $EXPERIMENT_ID . -P max_questions=12
 
 The template version that holds @champion (or ``-P template=<name>``: its @champion, else its
 @production) is rewritten by ``mlflow.genai.optimize_prompts`` (MetaPromptOptimizer by default; GEPA
@@ -91,19 +91,18 @@ def main() -> None:
     else:
         print(champion_line)
     cli.print_ui_hint(run, f"the optimize run; Prompts > {optimized.name} shows v{optimized.version} and its tags")
+    experiment = generation.experiment_name(run)
     if runs:
         candidate = next(name for name in runs if f" v{optimized.version} " in name)
         cli.print_next(
             "review the optimized prompt's answers yourself",
-            f"mlflow run -e review --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
-            f"-P generation_run_id={runs[candidate].info.run_id}",
+            cli.mlflow_run_command("review", {"generation_run_id": runs[candidate].info.run_id}, experiment),
         )
     else:
         other = next(name for name in optimization.OPTIMIZERS if name != args.optimizer)
+        params = {"template": prompt.name, "optimizer": other, "max_questions": 2 * args.max_questions}
         cli.print_next(
-            f"try {other}, or more questions to optimize on",
-            f"mlflow run -e optimize --env-manager=local --experiment-id {run.info.experiment_id} {{here}} "
-            f"-P template={prompt.name} -P optimizer={other} -P max_questions={2 * args.max_questions}",
+            f"try {other}, or more questions to optimize on", cli.mlflow_run_command("optimize", params, experiment)
         )
 
 

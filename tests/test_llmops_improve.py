@@ -8,12 +8,16 @@ stand-in's verdicts and rewrites are scripted, so no figure here says anything a
 from __future__ import annotations
 
 import importlib.util
+from types import SimpleNamespace
 
 import mlflow
+import pandas as pd
 import pytest
+from mlflow.entities import AssessmentError, AssessmentSource, Feedback
 from mlflow.genai.scorers import list_scorers
 
 from devtools.openai_server import REWRITE
+from tests import examples
 from tests.harness import run_project, run_script
 from tests.llmops import (
     PROJECT,
@@ -31,11 +35,18 @@ BASIC_PROMPT = "Be concise but comprehensive."  # text of prompts/basic.txt only
 ALIGNED = "correctness_aligned_to_ada"
 
 
-def review(store, experiment: str, run_id: str, tmp_path, verdicts: dict[int, str], reviewer: str = "ada") -> None:
-    """ada's correctness verdicts on the answers to the questions numbered in ``verdicts``."""
+def review(
+    store, experiment: str, run_id: str, tmp_path, verdicts: dict[int, str], reviewer: str = "ada", english=None
+) -> None:
+    """ada's correctness verdicts on the answers to the questions numbered in ``verdicts`` (and her
+    english verdicts on those numbered in ``english``)."""
     questions = [r["Question"] for r in project_questions()]
-    rows = [{"question": questions[n - 1], "correctness": v} for n, v in verdicts.items()]
-    path = write_labels(tmp_path / f"{reviewer}.csv", rows, names=["correctness"])
+    english = english or {}
+    rows = [
+        {"question": questions[n - 1], "correctness": verdicts.get(n, ""), "english": english.get(n, "")}
+        for n in sorted({*verdicts, *english})
+    ]
+    path = write_labels(tmp_path / f"{reviewer}.csv", rows, names=["correctness", "english"])
     params = {"generation_run_id": run_id, "labels": str(path), "reviewer": reviewer}
     run_script(store, f"{PROJECT}/review.py", params=params, env={"MLFLOW_EXPERIMENT_NAME": experiment})
 
@@ -52,9 +63,24 @@ def test_align_registers_an_aligned_judge_measured_before_and_after_and_compare_
     mlflow_store, llm_server, tmp_path
 ):
     """8 answers judged (the judges say no to questions 3 and 6), labelled by ada; align splits them
-    by question, aligns correctness with MemAlign on one half and measures on the other."""
+    by question, aligns correctness with MemAlign on one half and measures on the other. First, with
+    english too, which ada labelled on two held-out questions only: one line, before any judge is
+    aligned, so nothing is registered."""
     run_id = generate_and_judge(mlflow_store, llm_server, "align-test", 8, unsure=[3, 6])
-    review(mlflow_store, "align-test", run_id, tmp_path, {n: "no" if n in (2, 3, 6) else "yes" for n in range(1, 9)})
+    correctness = {n: "no" if n in (2, 3, 6) else "yes" for n in range(1, 9)}
+    review(mlflow_store, "align-test", run_id, tmp_path, correctness, english={4: "yes", 5: "yes"})
+
+    where = {"MLFLOW_EXPERIMENT_NAME": "align-test"}
+    both = run_script(
+        mlflow_store, f"{PROJECT}/align.py", "--judges", "correctness,english", env=where, expect_success=False
+    )
+    [line] = error_lines(both)  # memalign is in use: no other optimizer to suggest
+    assert line == (
+        "error: english has 0 labelled answer(s) to align on and memalign needs 1. "
+        "Review about 2 more answer(s) of other questions with review"
+    )
+    assert {r.info.status for r in both.runs} == {"FAILED"}
+    assert list_scorers(experiment_id=both.run.info.experiment_id) == []  # correctness, fine, not aligned either
 
     result = run_project(
         mlflow_store, PROJECT, "align", {"judges": "correctness", "reviewer": "ada"}, experiment_name="align-test"
@@ -65,7 +91,6 @@ def test_align_registers_an_aligned_judge_measured_before_and_after_and_compare_
     metrics = run.data.metrics
     assert metrics["correctness/aligned_on"] + metrics["correctness/held_out"] == 8
     assert metrics["correctness/held_out"] == 4  # the split holds out half the questions, seeded
-    assert {"correctness/before_agreement", "correctness/after_agreement"} <= set(metrics)
     assert run.data.params["optimizer"] == "memalign"
 
     # before and after, per judge (judge_alignment.csv); the aligned judge's measurement as review records one
@@ -73,6 +98,10 @@ def test_align_registers_an_aligned_judge_measured_before_and_after_and_compare_
     assert table["when"].tolist() == ["before", "after"]
     assert table["judge"].tolist() == ["correctness", ALIGNED]
     assert set(table["labelled"]) == {4}
+    assert table["judge_errors"].tolist() == [0, 0]
+    for row in table.itertuples():  # the metrics read back from the run are the table's figures
+        assert metrics[f"correctness/{row.when}_agreement"] == pytest.approx(row.agreement)
+        assert metrics[f"correctness/{row.when}_kappa"] == pytest.approx(row.kappa)
     measured = artifact_table(run, labels.AGREEMENT_ARTIFACT)
     assert measured["judge"].tolist() == [ALIGNED]
     assert labels.measurements(run.info.experiment_id)[(ALIGNED, "openai:/gpt-4.1-mini")].run_id == run.info.run_id
@@ -80,6 +109,7 @@ def test_align_registers_an_aligned_judge_measured_before_and_after_and_compare_
     assert "Labelled answers split by question (seed 42, 50% held out):" in result.stdout
     assert "Before: the judges, not aligned, on the held-out answers" in result.stdout
     assert "trusted by compare?" in result.stdout
+    assert "--experiment-name align-test . -P templates=basic -P max_tokens=8,500" in result.stdout
     assert "-P judges=aligned" in result.stdout
 
     # Registered in the experiment (UI: Judges), under a name saying it is aligned and to whom
@@ -107,6 +137,69 @@ def test_align_registers_an_aligned_judge_measured_before_and_after_and_compare_
     assert table["judge_errors"].tolist() == [0]
     # loaded back from the registry with its memory: its prompts hold the labelled examples it recalls
     assert any("Example Judgements" in str(r["messages"]) for r in llm_server.chat_requests("judge"))
+
+
+def test_align_measures_a_judge_as_review_does_leaving_errored_verdicts_out():
+    """A verdict that came back with an error is left out of the agreement (labels.pairs, as review
+    counts), not counted as "no"; nor does the verdict evaluate_responses left on the trace stand in
+    for it. Only the count of errors is kept."""
+    [alignment] = examples.load(PROJECT, "quiz.alignment")
+    judge_model = "openai:/gpt-4.1-mini"
+
+    def verdict(name, source, value=None, error=None):
+        return Feedback(name=name, value=value, error=error, source=AssessmentSource(*source))
+
+    evaluated = ("LLM_JUDGE", judge_model)
+    traces = [  # ada's verdict, and the one evaluate_responses logged (yes)
+        SimpleNamespace(
+            info=SimpleNamespace(
+                assessments=[verdict("correctness", ("HUMAN", "ada"), h), verdict("correctness", evaluated, True)]
+            )
+        )
+        for h in (True, False, True)
+    ]
+    said = iter(
+        [
+            verdict(ALIGNED, evaluated, True),
+            verdict(ALIGNED, evaluated, error=AssessmentError(error_code="TIMEOUT", error_message="timed out")),
+            verdict(ALIGNED, evaluated, False),
+        ]
+    )
+
+    class Judge:
+        name, model = ALIGNED, judge_model
+
+        def __call__(self, trace):
+            return next(said)
+
+    found = alignment.measured(Judge(), pd.DataFrame({"trace": traces}), "ada")
+    assert found.errors == 1
+    assert found.table.to_dict("records") == [
+        {
+            "judge": ALIGNED,
+            "judge_model": judge_model,
+            "labelled": 2,
+            "agreement": 0.5,
+            "kappa": 0.0,
+            "human_yes": 2,
+            "judge_yes": 1,
+        }
+    ]
+    assert [len(t.info.assessments) for t in traces] == [2, 2, 2]  # the traces themselves unchanged
+    rows = alignment.alignment_rows("correctness", "memalign", 4, {"after": found})
+    assert rows[0]["judge_errors"] == 1
+    assert "timed out" not in str(rows)
+
+
+def test_the_printed_agreement_table_fits_the_longest_judge_name_and_names_its_file(capsys):
+    """An aligned judge's name (here 33 characters) widens the judge column; align's "Before" table
+    names the artifact that holds it."""
+    name = "correctness_aligned_to_instructor"
+    table = labels.agreement_table({(name, "openai:/gpt-4.1-mini"): [(True, True), (False, True)]})
+    labels.print_agreement(table, "instructor", "Before", artifact="judge_alignment.csv")
+    _, title, header, row, *_ = capsys.readouterr().out.splitlines()
+    assert title == "Before (instructor's latest verdict per answer; judge_alignment.csv on the run):"
+    assert header.index("model") == row.index("openai:/") == len(f"  {name} ")
 
 
 @pytest.mark.entry_point("llmops_project", "optimize")
@@ -188,6 +281,9 @@ def test_align_bad_input_is_one_line_no_run_left_running_and_nothing_registered(
     none = run_script(mlflow_store, align, env=where, expect_success=False)
     [line] = error_lines(none)
     assert line.startswith("error: no answer of this experiment was reviewed yet")
+    assert line.endswith(
+        'first: mlflow run -e review --env-manager=local --experiment-name bad . -P generation_run_id="<ID>"'
+    )
     assert {r.info.status for r in none.runs} == {"FAILED"}
 
     # Two labelled answers: the held-out part (1 question) is too small; SIMBA needs 10 to align on
@@ -206,6 +302,7 @@ def test_align_bad_input_is_one_line_no_run_left_running_and_nothing_registered(
     simba = run_script(mlflow_store, align, "--optimizer", "simba", env=where, expect_success=False)
     [line] = error_lines(simba)
     assert "correctness has 1 labelled answer(s) to align on and simba needs 10. Review about 18 more" in line
+    assert line.endswith("or use -P optimizer=memalign, which learns from 1")
     assert list_scorers(experiment_id=small.run.info.experiment_id) == []  # nothing registered
 
 
@@ -226,6 +323,7 @@ def test_optimize_and_compare_bad_input_is_one_line_no_run_left_running_and_noth
     no_champion = run_script(mlflow_store, optimize, env=where, expect_success=False)
     [line] = error_lines(no_champion)
     assert line.startswith("error: no prompt template has the alias @champion yet")
+    assert "(mlflow run -e compare --env-manager=local --experiment-name bad . -P templates=basic,practical)" in line
     assert {r.info.status for r in no_champion.runs} == {"FAILED"}
     assert len(mlflow_store.client.search_prompt_versions("basic")) == 1  # nothing registered
 
@@ -237,4 +335,5 @@ def test_optimize_and_compare_bad_input_is_one_line_no_run_left_running_and_noth
         assert aligned.runs == []
     else:
         assert line.startswith("error: no aligned judge is registered in this experiment")
+        assert "mlflow run -e align --env-manager=local --experiment-name bad . -P judges=correctness," in line
         assert {r.info.status for r in aligned.runs} == {"FAILED"}

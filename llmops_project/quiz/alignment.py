@@ -43,7 +43,7 @@ import mlflow
 import pandas as pd
 
 import cli
-from quiz import decision, labels, provider
+from quiz import decision, generation, labels, provider
 
 OPTIMIZERS = ("memalign", "simba", "gepa")
 MIN_LABELS = {"memalign": 1, "simba": 10, "gepa": 10}  # labelled answers to align on (MLflow 3.17.2's checks)
@@ -109,6 +109,10 @@ class Split:
             f"  align on   {len(self.align):3d} question(s): {shown['align']}",
             f"  held out   {len(self.held_out):3d} question(s): {shown['held_out']}",
         ]
+
+    def of(self, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The rows of ``table`` (labelled answers, column ``question``) in each part: (align, held out)."""
+        return table[table["question"].isin(self.align)], table[table["question"].isin(self.held_out)]
 
 
 def split(questions: list[str], held_out: float, seed: int) -> Split:
@@ -271,20 +275,53 @@ def registered(experiment_id: str) -> list[str]:
 # --- before and after ------------------------------------------------------------------------------
 
 
-def verdicts(judge, answers: pd.DataFrame) -> tuple[list[bool], int]:
-    """The judge's verdict on each answer (read as ``decision.passed``) and how many came back with an
-    error (counted as not passed, as compare counts them)."""
-    found, errors = [], 0
+def with_verdict(trace, criterion: str, feedback):
+    """A copy of ``trace`` whose one judge verdict on ``criterion`` is ``feedback``, under the
+    criterion's name as the human verdicts are: what ``labels.pairs`` reads. Not logged: the stored
+    trace keeps the verdicts evaluate_responses gave it."""
+    verdict = copy.copy(feedback)
+    verdict.name = criterion
+    kept = copy.copy(trace)
+    kept.info = copy.copy(trace.info)
+    kept.info.assessments = [
+        a for a in trace.info.assessments if not (a.name == criterion and a.source.source_type == "LLM_JUDGE")
+    ] + [verdict]
+    return kept
+
+
+@dataclass
+class Measured:
+    """A judge measured against the humans on the held-out answers."""
+
+    judge: str
+    table: pd.DataFrame  # one row shaped like review's judge_agreement.csv; none when every verdict errored
+    errors: int  # verdicts that came back with an error, left out of the table (their count only: no error text)
+
+
+def measured(judge, answers: pd.DataFrame, reviewer: str | None) -> Measured:
+    """The judge called on each answer and measured against the humans as review measures
+    (``labels.pairs``: the latest human verdict, ``reviewer``'s or anyone's; a verdict that came back
+    with an error is left out)."""
+    criterion = criterion_of(judge.name)
+    judged, errors = [], 0
     for trace in answers["trace"]:
         feedback = judge(trace=trace)
         errors += feedback.error is not None
-        found.append(decision.passed(feedback.value))
-    return found, errors
+        judged.append(with_verdict(trace, criterion, feedback))
+    table = labels.agreement_table(labels.pairs(judged, [criterion], reviewer)).assign(judge=judge.name)
+    return Measured(judge.name, table, errors)
 
 
-def measured(name: str, model: str, human: list[bool], judged: list[bool]) -> pd.DataFrame:
-    """One row shaped like review's judge_agreement.csv."""
-    return labels.agreement_table({(name, model): list(zip(human, judged, strict=True))})
+def alignment_rows(criterion: str, optimizer_name: str, aligned_on: int, measured: dict[str, Measured]) -> list[dict]:
+    """judge_alignment.csv's rows of one criterion, one per moment of ``measured`` (before, after)."""
+    return [
+        {"when": when, "criterion": criterion, "optimizer": optimizer_name, "aligned_on": aligned_on}
+        | {"judge_errors": found.errors}
+        | dict.fromkeys(labels.COLUMNS)
+        | {"judge": found.judge, "labelled": 0}
+        | (found.table.iloc[0].to_dict() if len(found.table) else {})
+        for when, found in measured.items()
+    ]
 
 
 def with_aligned(scorers, experiment_id: str) -> list:
@@ -293,7 +330,7 @@ def with_aligned(scorers, experiment_id: str) -> list:
     first, before any run starts."""
     names = registered(experiment_id)
     if not names:
-        align = f"mlflow run -e align --env-manager=local --experiment-id {experiment_id} . -P judges=correctness"
+        align = generation.command_here("align", {"judges": "correctness"})
         raise cli.UserError(
             f"no aligned judge is registered in this experiment. Align one first: {align}, or leave out -P judges"
         )

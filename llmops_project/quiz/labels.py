@@ -233,18 +233,26 @@ def measurement(row, run_id: str = "") -> Measurement:
     return Measurement(row.judge, row.judge_model, int(row.labelled), float(row.agreement), kappa_value, run_id)
 
 
-def print_agreement(table: pd.DataFrame, counted: str | None, title: str = "Judges against the humans") -> None:
-    """The agreement table as review prints it (align prints its before/after with the same words)."""
+def print_agreement(
+    table: pd.DataFrame,
+    counted: str | None,
+    title: str = "Judges against the humans",
+    artifact: str = AGREEMENT_ARTIFACT,
+) -> None:
+    """The agreement table as review prints it (align prints its before/after with the same words),
+    and which artifact of the run holds it."""
     if table.empty:
         print("\nNo answer has both a human verdict and a judge's yet: nothing to compare.")
         return
     whose = f"{counted}'s latest verdict" if counted else "the latest human verdict, by anyone,"
-    print(f"\n{title} ({whose} per answer; {AGREEMENT_ARTIFACT} on the run):")
-    print(f"  {'judge':30s} {'model':22s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}  trusted by compare?")
+    print(f"\n{title} ({whose} per answer; {artifact} on the run):")
+    width = max(30, *(len(name) for name in table["judge"]))  # an aligned judge's name may be longer
+    print(f"  {'judge':{width}s} {'model':22s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}  trusted by compare?")
     for row in table.itertuples():
         kappa = "n/a" if row.kappa is None or pd.isna(row.kappa) else f"{row.kappa:.2f}"
         trusted = "yes" if decision.trustworthy(measurement(row)) else "no"
-        print(f"  {row.judge:30s} {row.judge_model:22s} {row.labelled:8d} {row.agreement:9.2f} {kappa:>6s}  {trusted}")
+        figures = f"{row.labelled:8d} {row.agreement:9.2f} {kappa:>6s}"
+        print(f"  {row.judge:{width}s} {row.judge_model:22s} {figures}  {trusted}")
     print(
         "kappa: 1 = agrees as well as possible, 0 = no better than chance; n/a = everyone said the same. "
         f"compare trusts a judge at kappa >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED} answers."

@@ -41,10 +41,7 @@ def starting_prompt(template: str):
         if found:
             return found
     if template == CHAMPION:
-        experiment_id = mlflow.active_run().info.experiment_id
-        compare = (
-            f"mlflow run -e compare --env-manager=local --experiment-id {experiment_id} . -P templates=basic,practical"
-        )
+        compare = generation.command_here("compare", {"templates": "basic,practical"})
         raise cli.UserError(
             f"no prompt template has the alias @{CHAMPION} yet. Let compare pick one first ({compare}), "
             "or name one: -P template=basic"
