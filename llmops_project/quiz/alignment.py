@@ -14,15 +14,16 @@ because the optimizers compare the judge's answer with the human label as text: 
 "agrees" with a label True. "Before" is that re-statement unaligned, "after" the aligned one: the
 same judge, with and without what it learnt.
 
-**Which optimizer** (``-P optimizer``; ``memalign`` by default, measured, see the README):
+**Which optimizer** (``-P optimizer``; ``memalign`` by default, measured by
+benchmarks/align_optimizers.py, see the README):
 
 * ``memalign`` (MLflow's default): distils guidelines from the labels and keeps the labelled
-  examples to retrieve the most similar ones for each new answer; works from 1 labelled answer, but
-  needs an embeddings endpoint (``/v1/embeddings``: OpenAI, or the offline server, which serves the
-  model's own embeddings);
+  examples to retrieve the most similar ones for each new answer; works from 1 labelled answer
+  (1 chat and 1 embeddings request to align on 12), but needs an embeddings endpoint
+  (``/v1/embeddings``: OpenAI, or the offline server, which serves the model's own embeddings);
 * ``simba`` and ``gepa`` (DSPy): rewrite the judge's instructions; at least 10 labelled answers to
-  align on (``MIN_LABELS``), and SIMBA's default budget is about 1,100 judge calls for 12 answers
-  (a small one is set here).
+  align on (``MIN_LABELS``). SIMBA's default budget made 1,124 chat requests to align on 12
+  answers, so a small one is set here (136); GEPA's, 4 judge calls per answer, made 57.
 
 **The aligned judge's name** says what it is: ``<criterion>_aligned_to_<reviewer>``. The optimizers
 find the human labels by the judge's name, so the criterion's name is used while aligning, and the
@@ -51,7 +52,7 @@ MIN_HELD_OUT = 2  # held-out labelled answers per judge: with fewer, agreement i
 ARTIFACT = "judge_alignment.csv"  # before and after, per judge
 ALIGNED = "_aligned_to_"  # <criterion>_aligned_to_<reviewer>
 EMBEDDING_MODEL = "openai:/text-embedding-3-small"  # MemAlign's default; the offline server answers any name
-SIMBA_BUDGET = {"max_steps": 2, "num_candidates": 2}  # DSPy's defaults cost ~1,100 judge calls for 12 answers
+SIMBA_BUDGET = {"max_steps": 2, "num_candidates": 2}  # DSPy's defaults (8, 6): 1,124 requests for 12 answers
 GEPA_CALLS_PER_ANSWER = 4  # MLflow's default budget for GEPA: 4 judge calls per labelled answer
 
 ASKED = {  # what each criterion's re-statement asks, beyond the guideline text of the talk's judge
