@@ -44,9 +44,7 @@ def main() -> None:
         prompts = [mlflow.genai.load_prompt(f"prompts:/{t}@production", allow_missing=True) for t in args.templates]
         generation.require_prompts(system, *prompts)
         scorers = list(evaluate_responses.guidelines_model(args.judge_model))
-        if (
-            args.judges == options.ALIGNED_JUDGES
-        ):  # the judges align registered in this experiment, in place of the talk's
+        if args.judges == options.ALIGNED_JUDGES:  # align's judges, registered here, for the talk's
             scorers = alignment.with_aligned(scorers, run.info.experiment_id)
 
         # The evidence: code scorers, and the judges whose latest review found them agreeing with you
