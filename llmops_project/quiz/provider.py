@@ -51,6 +51,8 @@ def crashed() -> str | None:
     """One line saying that the offline model server behind OPENAI_BASE_URL crashed (its signal and
     log file), when that is why the provider did not answer; None otherwise. A refused connection
     looks the same either way, so without this a crash would read as "check that it is running"."""
+    if not RUNNING.exists():  # this folder copied without its local_llm/: no offline server of ours to ask
+        return None
     spec = importlib.util.spec_from_file_location("local_llm_running", RUNNING)
     running = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(running)
