@@ -103,8 +103,11 @@ present: install
 # `make lint` (.pre-commit-config.yaml).
 PYTEST_XDIST ?= -n 3 --dist loadfile --no-loadscope-reorder
 
+# make test leaves out the tests of the optional extras (markers local_llm and align), which make demo
+# installs: the same suite, and the same <= 10 min, before and after make demo. make test-all runs them.
+EXTRAS_TESTS := local_llm or align
 test: dev-install
-	$(PY) -m pytest $(PYTEST_XDIST)
+	$(PY) -m pytest $(PYTEST_XDIST) -m "not ($(EXTRAS_TESTS))"
 
 test-fast: dev-install
 	$(PY) -m pytest -m unit

@@ -39,7 +39,7 @@ E2E_FIXTURES = {
     "backstage",
     "stack_store",
 }
-E2E_MARKERS = {"e2e", "entry_point", "stack", "local_llm", "browser"}
+E2E_MARKERS = {"e2e", "entry_point", "stack", "local_llm", "align", "browser"}
 
 # The files that take longest, longest first (measured with `make test PYTEST_XDIST="-n 3 --dist
 # loadfile --no-loadscope-reorder --durations=0"`: the sum of each file's durations). The others
