@@ -8,6 +8,9 @@ stand-in's verdicts and rewrites are scripted, so no figure here says anything a
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import mlflow
@@ -21,6 +24,7 @@ from tests import examples
 from tests.harness import run_project, run_script
 from tests.llmops import (
     PROJECT,
+    PROJECT_DIR,
     artifact_table,
     decision,
     error_lines,
@@ -342,3 +346,25 @@ def test_optimize_and_compare_bad_input_is_one_line_no_run_left_running_and_noth
         assert line.startswith("error: no aligned judge is registered in this experiment")
         assert "mlflow run -e align --env-manager=local --experiment-name bad . -P judges=correctness," in line
         assert {r.info.status for r in aligned.runs} == {"FAILED"}
+
+
+LITELLM_SET_ASIDE = """
+from quiz import provider
+from mlflow.genai.judges.adapters.litellm_adapter import _is_litellm_available
+provider.require_api_key()  # every LLM entry point's first call
+print(_is_litellm_available())  # MLflow's judges, and its pricing of traced calls, do without it
+provider.before_litellm_calls()  # align, optimize, compare -P judges=aligned
+print(_is_litellm_available())
+"""
+
+
+@needs_align_extra
+def test_litellm_is_set_aside_until_a_step_that_needs_it_asks():
+    """Installed for align, litellm would change every other LLM step (MLflow's judges go through it, and
+    it is imported, 2.8 s of CPU, to price each traced call): set aside until asked for."""
+    env = {**os.environ, "OPENAI_API_KEY": "test-key"}
+    env.pop("OPENAI_BASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", LITELLM_SET_ASIDE], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == ["False", "True"], done.stderr[-3000:]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from cli import UserError
@@ -33,7 +34,9 @@ OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
 def require_api_key() -> None:
     """Called first thing, before any MLflow call: no key, no run. Nor when the offline model server
     behind OPENAI_BASE_URL is known to have crashed: said now, in its one line, rather than after
-    minutes of MLflow's judges retrying a server that is gone (10 attempts each, with back-off)."""
+    minutes of MLflow's judges retrying a server that is gone (10 attempts each, with back-off).
+    And litellm is set aside for this process (see hide_litellm)."""
+    hide_litellm()
     if not os.environ.get("OPENAI_API_KEY"):
         raise UserError(
             "OPENAI_API_KEY is not set. Set it to your OpenAI key (export OPENAI_API_KEY=sk-...), "
@@ -92,11 +95,26 @@ def chat_model(model: str, temperature: float, max_tokens: int):
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+def hide_litellm() -> None:
+    """Make ``import litellm`` fail in this process, as where the align extra is not installed.
+
+    Installed (the align extra: dspy calls models through it), litellm changes what every LLM step
+    does, not only align's: MLflow imports it to price each traced call (2.8 s of CPU per process,
+    ~3 s more for every generate_answers, evaluate_responses or compare) and sends its judges through
+    it instead of through its own gateway. Only align's optimizers and aligned judges need it; they
+    call before_litellm_calls, which brings it back. Without it MLflow prices calls from its own
+    bundled table (the same prices for OpenAI's models) and judges as the README says."""
+    sys.modules.setdefault("litellm", None)  # None in sys.modules: `import litellm` raises ImportError
+
+
 def before_litellm_calls() -> None:
     """Call first in an entry point whose optimizers or judges call models through litellm (align,
     optimize, compare with aligned judges) and that then runs mlflow.genai.evaluate or
-    optimize_prompts. litellm's logging thread imports one of its modules on its first logged call;
-    if MLflow is setting up its autologging hooks at that moment, each waits for the other's lock
-    for ever (seen in 3 of 4 optimize runs). Imported here first, nothing is left to import then."""
+    optimize_prompts: it undoes hide_litellm. And litellm's logging thread imports one of its modules
+    on its first logged call; if MLflow is setting up its autologging hooks at that moment, each waits
+    for the other's lock for ever (seen in 3 of 4 optimize runs). Imported here first, nothing is left
+    to import then."""
+    if "litellm" in sys.modules and sys.modules["litellm"] is None:
+        del sys.modules["litellm"]
     if importlib.util.find_spec("litellm") is not None:
         import litellm.proxy.spend_tracking.savings  # noqa: F401
