@@ -22,16 +22,11 @@ def main() -> None:
     with mlflow.start_run(run_name="register-prompts") as run:
         new_versions = 0
         for path in sorted(PROMPTS_DIR.glob("*.txt")):
-            name, template = path.stem, path.read_text(encoding="utf-8")
-            version = unchanged_version(name, template)  # the newest version, when it holds this text
-            registered = version is None
-            if registered:  # a new text: a new version of the prompt, then the alias moves to it
-                with cli.uninterrupted():  # a kill waits until both are done
-                    prompt = mlflow.genai.register_prompt(name=name, template=template, **version_details(name))
-                    mlflow.genai.set_prompt_alias(name, alias=ALIAS, version=prompt.version)
-                version, new_versions = prompt.version, new_versions + 1
-            mlflow.log_param(f"prompt_{name}", f"v{version}")
-            print(f"{name:10s} version {version}  {'registered' if registered else 'unchanged'}  (alias @{ALIAS})")
+            # mlflow.genai.register_prompt, then set_prompt_alias: only for a new text (see register)
+            version, registered = register(path.stem, path.read_text(encoding="utf-8"))
+            new_versions += registered
+            mlflow.log_param(f"prompt_{path.stem}", f"v{version}")
+            print(f"{path.stem:10s} version {version}  {'registered' if registered else 'unchanged'}  (alias @{ALIAS})")
         mlflow.log_metric("new_prompt_versions", new_versions)
 
     print("\nSee them in the MLflow UI: Prompts (talk pt. 5-6).")
@@ -63,7 +58,7 @@ def unchanged_version(name: str, template: str) -> int | None:
 
     Its alias is repaired on the way: set when the prompt has none, and moved to it when the run that
     registered it (tag ``REGISTERED_BY``) did not finish, so may have stopped before moving the alias
-    (a crash; a kill waits for the move, see main). An alias moved by hand after a run that finished
+    (a crash; a kill waits for the move, see register). An alias moved by hand after a run that finished
     stays where it was put."""
     latest = mlflow.genai.load_prompt(f"prompts:/{name}@latest", allow_missing=True, cache_ttl_seconds=0)
     if latest is None or latest.template != template:
@@ -86,8 +81,9 @@ def finished(run_id: str | None) -> bool:
 
 
 def register(name: str, template: str) -> tuple[int, bool]:
-    """What main() does for one prompt, outside a run: (the newest version, whether it is new). The
-    tests register the prompts in-process with it."""
+    """Prompt ``name``'s newest version and whether it is new: the newest one when it holds ``template``
+    already (see unchanged_version), else a new version registered with the alias moved to it, both
+    or neither (a kill waits until both are done). main() calls it for each file; the tests too."""
     version = unchanged_version(name, template)
     if version is not None:
         return version, False
