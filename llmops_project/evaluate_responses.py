@@ -15,7 +15,6 @@ from mlflow.genai.scorers import ExpectationsGuidelines, Guidelines, RelevanceTo
 
 import cli
 from quiz import dataset, evaluation, generation, options, provider
-from quiz.questions import load_expectations
 
 
 @scorer
@@ -72,14 +71,14 @@ def main() -> None:
     # A generation run given by its id is read, answers and all, before this run starts: a wrong id
     # leaves no run. The default ("none": the newest of this run's experiment) is found once it runs.
     generation_run = None if latest(args.generation_run_id) else find_generation_run(args.generation_run_id)
-    answers = load_answers(generation_run) if generation_run else None
+    answers = load_answers(generation_run, exam_records) if generation_run else None
 
     with mlflow.start_run(run_name="evaluate") as run:
         mlflow.set_tag(generation.STEP_TAG, "evaluation")
         cli.log_new_params(vars(args))
         if generation_run is None:
             generation_run = find_generation_run(args.generation_run_id, run.info.experiment_id)
-            answers = load_answers(generation_run)
+            answers = load_answers(generation_run, exam_records)
         mlflow.set_tag("quiz.evaluated_run_id", generation_run.info.run_id)
         # The exam as an MLflow evaluation dataset (UI: Datasets), kept in step with the files;
         # this run records which one it was judged against (input, params dataset_name/_version)
@@ -173,15 +172,15 @@ def find_generation_run(run_id: str, experiment_id: str | None = None):
     return runs[0]
 
 
-def load_answers(run) -> pd.DataFrame:
+def load_answers(run, exam_records: list[dict]) -> pd.DataFrame:
     """The successfully answered questions of a generation run (failed ones are never judged), each
-    with correctness guidelines in expectations.json (what the exam dataset is kept in step with)."""
+    a question of the exam (``dataset.records``: questions.csv, each with its guidelines)."""
     answered = generation.answered(run)
     print(f"{answered.attrs['failed']} failed question(s) of that run left out")
     if answered.empty:
         raise cli.UserError("that run has no successful answer to evaluate. Generate answers again")
-    expectations = load_expectations()
-    missing = [q for q in answered["question"] if q not in expectations]
+    exam = {record["inputs"]["question"] for record in exam_records}
+    missing = [q for q in answered["question"] if q not in exam]
     if missing:
         raise cli.UserError(f"expectations.json has no correctness guidelines for {missing[0]!r}. Add them")
     return answered
