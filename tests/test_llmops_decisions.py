@@ -14,6 +14,7 @@ import pytest
 from mlflow.entities import AssessmentSource
 from mlflow.genai import label_schemas, review_queues
 
+from tests import examples
 from tests.harness import run_project, run_script
 from tests.llmops import (
     PROJECT,
@@ -154,6 +155,30 @@ def test_the_comparison_table_counts_unknown_and_unanswered_as_not_passed():
     found = decision.candidate("c", "basic", 1, "m", 500, results, judges, [1, 2, 3, 4], [4])
     assert decision.pass_rates(found) == {"english/mean": 0.25, "correctness/mean": 0.0}
     assert found.judge_errors == {"english": 0, "correctness": 0}  # "unknown" is a verdict, not an error
+
+
+def test_the_chart_shows_the_decision_and_why_each_judge_was_set_aside():
+    """comparison.png tells what comparison.csv and the run's tags tell: the decision, and each judge
+    set aside with its reason (the threshold once, in the legend's title)."""
+    (comparison,) = examples.load(PROJECT, "quiz.comparison")
+    results = pd.DataFrame({"number": [1, 2], "english/value": ["yes", "no"], "enough_words/value": ["yes", "yes"]})
+    scorers = [s for s in SCORERS if s.name in ("english", "enough_words")]
+    found = decision.candidate("basic @ m", "basic", 1, "m", 500, results, scorers, [1, 2], [])
+    reason = "kappa 0.00 on 8 answers (needs >= 0.4 on >= 8)"
+    trust = decision.Trust(kept=["enough_words"], set_aside={"english": reason})
+    table = decision.comparison_table([found], {"basic @ m": {}}, trust)
+
+    axes = comparison.chart(table, "no clear winner").axes[0]
+    legend = axes.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "overall_score",
+        "english: set aside, kappa 0.00 on 8 answers",
+        "enough_words",
+    ]
+    assert legend.get_title().get_text() == (
+        f"judges are trusted at kappa >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED} answers"
+    )
+    assert axes.get_title().endswith("\nDecision: no clear winner")
 
 
 # --- review: the Review page's questions and queue, verdicts from anywhere, judges measured -------------

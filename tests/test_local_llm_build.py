@@ -286,6 +286,9 @@ def test_the_printed_commands_run_this_python_by_its_path(monkeypatch):
     assert running.python_command("present.py", "--only", "7", windows=True) == (
         ".venv\\Scripts\\python.exe present.py --only 7"
     )
+    # started as ../.venv/bin/python from inside llmops_project/: the same venv, named from the root
+    monkeypatch.setattr(sys, "executable", f"{REPO_ROOT}/llmops_project/../.venv/bin/python")
+    assert running.python_command("present.py") == ".venv/bin/python present.py"
     monkeypatch.setattr(sys, "executable", "/opt/my python/bin/python3")  # outside the repository: its full path
     assert running.python_command("present.py") == '"/opt/my python/bin/python3" present.py'
 
@@ -359,6 +362,22 @@ def test_a_server_that_stops_normally_leaves_no_note(tmp_path, monkeypatch):
     assert running.crash_report(f"http://127.0.0.1:{port}/v1") is None
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux's /proc tells an ended process")
+def test_a_server_that_ended_and_waits_for_its_parent_is_not_alive():
+    """A server started by present.py (or a test) stays a zombie until its parent looks: gone all the same."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while not running.zombie(process.pid):
+            assert time.monotonic() < deadline, "the process never ended"
+            time.sleep(0.05)
+        assert not running.alive(process.pid)
+    finally:
+        process.wait()
+    assert running.alive(os.getpid())
+    assert not running.zombie(os.getpid())
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_generate_answers_against_a_crashed_server_says_it_crashed_in_one_line(mlflow_store, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -383,6 +402,20 @@ def test_generate_answers_against_a_crashed_server_says_it_crashed_in_one_line(m
     assert result.runs == []  # said before any run starts: nothing to clean up
 
 
+def evaluate_against_offline_server(store, generation, port: int, cache: Path) -> tuple:
+    """evaluate_responses on the answers of run ``generation``, its judges pointed at the offline server
+    registered on ``port`` (notes in ``cache``): the result and the seconds it took."""
+    started = time.monotonic()
+    result = run_script(
+        store,
+        "llmops_project/evaluate_responses.py",
+        params={"generation_run_id": generation.info.run_id},
+        env={"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "XDG_CACHE_HOME": str(cache)},
+        expect_success=False,
+    )
+    return result, time.monotonic() - started
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_evaluate_responses_against_a_crashed_server_says_so_at_once(mlflow_store, llm_server, tmp_path, monkeypatch):
     """The judges are MLflow's: against a server that is gone they retry (10 attempts each, with
@@ -393,15 +426,7 @@ def test_evaluate_responses_against_a_crashed_server_says_so_at_once(mlflow_stor
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     port = free_port()
     log = dying_server(tmp_path, port)
-    started = time.monotonic()
-    result = run_script(
-        mlflow_store,
-        "llmops_project/evaluate_responses.py",
-        params={"generation_run_id": generation.info.run_id},
-        env={"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "XDG_CACHE_HOME": str(tmp_path)},
-        expect_success=False,
-    )
-    elapsed = time.monotonic() - started
+    result, elapsed = evaluate_against_offline_server(mlflow_store, generation, port, tmp_path)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-3000:]
@@ -410,6 +435,52 @@ def test_evaluate_responses_against_a_crashed_server_says_so_at_once(mlflow_stor
     assert result.runs == []  # no evaluation run, and no verdict logged on the generation run's traces
     assert [t.info.assessments for t in traces_of(generation)] == [[]]
     assert elapsed < 60, f"{elapsed:.0f} s"  # MLflow's retries took 3 min 18 s for 2 answers
+
+
+# A stand-in for serve.py that is alive when the step starts: registers, takes the first request and
+# never answers it (a model busy with a judge's prompt), then dies by SIGSEGV, mid-step.
+SERVER_DYING_MID_STEP = textwrap.dedent(
+    """
+    import os, signal, socket, sys, time
+    from pathlib import Path
+    sys.path.insert(0, {local_llm!r})
+    from llm_server.running import register
+    listener = socket.create_server(("127.0.0.1", {port}), backlog=64)
+    register("127.0.0.1", {port}, Path({log!r}))
+    print("registered", flush=True)
+    connection, _ = listener.accept()
+    time.sleep(1)
+    os.kill(os.getpid(), signal.SIGSEGV)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_server_that_crashes_mid_evaluation_stops_the_step_at_once(mlflow_store, llm_server, tmp_path, monkeypatch):
+    """Alive when evaluate_responses starts, dead while its judges wait for verdicts: MLflow would
+    retry each verdict for 3 minutes; the step says the crash within seconds and ends its run FAILED."""
+    run_script(mlflow_store, "llmops_project/register_all_prompts.py")
+    [generation] = run_script(mlflow_store, "llmops_project/generate_answers.py", params={"max_questions": 1}).runs
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    port, log = free_port(), tmp_path / "server.log"
+    code = SERVER_DYING_MID_STEP.format(local_llm=str(LOCAL_LLM), port=port, log=str(log))
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "registered"
+        result, elapsed = evaluate_against_offline_server(mlflow_store, generation, port, tmp_path)
+    finally:
+        stop_process(server)
+    assert server.returncode == -signal.SIGSEGV
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert errors[0].startswith(f"error: the offline model server (serve.py on port {port}")
+    assert "crashed: SIGSEGV (signal 11)" in errors[0]
+    assert "provider is running" not in result.stderr
+    [evaluation] = result.runs  # it had started: ended FAILED, never left RUNNING
+    assert evaluation.info.status == "FAILED"
+    assert [t.info.assessments for t in traces_of(generation)] == [[]]  # no verdict stored
+    assert elapsed < 60, f"{elapsed:.0f} s"  # MLflow's retries alone: 3 minutes after the crash
 
 
 # --- the installed build (the optional extra) ---------------------------------------------------------

@@ -150,35 +150,44 @@ def shown(metrics: dict, summary: dict) -> dict:
     return {name: summary.get(name, metrics.get(name)) for name in SHOWN}
 
 
-def chart(table: pd.DataFrame):
-    """Pass rate per scorer and overall score, one group of bars per candidate; the scorers the
-    decision set aside are hatched and named so in the legend."""
+def chart(table: pd.DataFrame, decision_text: str | None = None):
+    """Pass rate per scorer and overall score, one group of bars per candidate, under the decision
+    (``decision_text``); the judges the decision set aside are hatched, each with its reason in the
+    legend ("never reviewed", "kappa 0.00 on 8 answers")."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
 
-    set_aside = {part.split(":")[0] for part in str(table["set_aside"].iloc[0]).split("; ") if ":" in part}
+    reasons = dict(part.split(": ", 1) for part in str(table["set_aside"].iloc[0]).split("; ") if ": " in part)
     columns = ["overall_score"] + [c for c in table.columns if c.endswith("/mean")]
     labels = [name.replace(" @ ", "\n").replace(" (", "\n(") for name in table["candidate"]]
-    figure, axes = plt.subplots(figsize=(3 + 2.4 * len(table), 4.8))
+    figure, axes = plt.subplots(figsize=(3.5 + 2.4 * len(table), 4.8))
     width = 0.8 / len(columns)
     for i, column in enumerate(columns):
         name = column.removesuffix("/mean")
-        aside = name in set_aside
+        aside = name in reasons
         axes.bar(
             [x + i * width for x in range(len(table))],
             table[column].fillna(0).tolist(),
             width,
-            label=f"{name} (set aside)" if aside else name,
+            # the reason without its threshold, which the legend's title gives once
+            label=f"{name}: set aside, {reasons[name].split(' (')[0]}" if aside else name,
             hatch="//" if aside else None,
             alpha=0.45 if aside else 1.0,
         )
     axes.set_xticks([x + 0.4 - width / 2 for x in range(len(table))], labels)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("pass rate / score")
-    axes.set_title("Same questions; overall score on the trusted scorers only", fontsize=10)
-    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    title = "Same questions; overall score on the trusted scorers only"
+    axes.set_title(title + (f"\nDecision: {decision_text}" if decision_text else ""), fontsize=10)
+    axes.legend(
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1, 1),
+        title=f"judges are trusted at kappa >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED} answers",
+        title_fontsize=7,
+    )
     figure.tight_layout()
     return figure
 
@@ -236,7 +245,7 @@ def record(
     app version, whether it won. The table."""
     table = decision.comparison_table(results, figures, trust)
     mlflow.log_text(table.to_csv(index=False), "comparison.csv")
-    mlflow.log_figure(chart(table), "comparison.png")
+    mlflow.log_figure(chart(table, verdict.text), "comparison.png")
     mlflow.set_tags({"decision": verdict.text, "decision_reason": verdict.reason, "decision_rule": decision.RULE})
     if verdict.winner:
         mlflow.set_tag("winner", verdict.winner.name)

@@ -98,7 +98,18 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:  # someone else's process
         return True
-    return True
+    return not zombie(pid)
+
+
+def zombie(pid: int) -> bool:
+    """Whether the process has ended and only waits for its parent to collect its exit status (a
+    server started by present.py or a test, until they look): gone, for a client. Linux tells it in
+    /proc; elsewhere such a process counts as alive until its parent collects it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]  # the state follows the command name "(...)"
 
 
 def fatal_signal(crash_text: str) -> str | None:
@@ -142,31 +153,40 @@ def python_command(script: str, *arguments: str, windows: bool = os.name == "nt"
     shell at the repository root: this Python by its path, so that nothing needs activating first
     and no bare `python` is named (Debian and Ubuntu have none, and their python3 refuses to
     install packages, PEP 668). .venv/bin/python ...; on Windows .venv\\Scripts\\python.exe ..."""
+    # "llmops_project/../.venv" -> ".venv"; no symlink followed (the venv's python links outside it)
+    executable = Path(os.path.normpath(os.path.abspath(sys.executable)))
     try:
-        python = Path(sys.executable).relative_to(REPO_ROOT).as_posix()
+        python = executable.relative_to(REPO_ROOT).as_posix()
     except ValueError:
-        python = Path(sys.executable).as_posix()
+        python = executable.as_posix()
     words = [python, script]
     if windows:
         words = [word.replace("/", "\\") for word in words]
     return " ".join([*(f'"{word}"' if " " in word else word for word in words), *arguments])
 
 
-def crash_report(base_url: str | None) -> str | None:
-    """One line saying that the offline server at ``base_url`` crashed, with the signal and the log
-    file; None when no offline server was registered there or it is still running."""
+def server_note(base_url: str | None) -> dict | None:
+    """The note of the offline server registered at ``base_url`` (pid, host, port, log), running or
+    not; None when ``base_url`` is not a loopback address or no server of ours registered there."""
     if not base_url:
         return None
     address = urlparse(base_url)
     if address.hostname not in LOOPBACK or not address.port:
         return None
-    note = note_path(address.port)
     try:
-        record = json.loads(note.read_text())
+        return json.loads(note_path(address.port).read_text())
     except (OSError, ValueError):
         return None
-    if alive(record["pid"]):
+
+
+def crash_report(base_url: str | None) -> str | None:
+    """One line saying that the offline server at ``base_url`` crashed, with the signal and the log
+    file; None when no offline server was registered there or it is still running."""
+    record = server_note(base_url)
+    if record is None or alive(record["pid"]):
         return None
+    address = urlparse(base_url)
+    note = note_path(address.port)
     try:
         crash_text = note.with_suffix(".crash").read_text(errors="replace")
     except OSError:
