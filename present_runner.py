@@ -70,6 +70,11 @@ class WalkError(Exception):
 # --- the table's vocabulary ----------------------------------------------------------------------
 
 
+# {aligned_judges} in a step's command, when the walk aligns a judge: compare weighs the aligned judge
+# in place of the talk's one, by the same trust rule (quiz/decision.py)
+ALIGNED_JUDGES = " -P judges=aligned"
+
+
 @dataclass(frozen=True)
 class Printed:
     """The command that the script of step ``step`` printed under "Next, <what>...:" (from inside its
@@ -96,7 +101,8 @@ class Shown:
 class Step:
     slide: str  # the slide's title
     folder: str  # where the talk runs the command
-    command: str | Printed  # as the slide shows it: {census}, {answers}, {agents}, {serve_port} are filled in
+    # as the slide shows it: {census}, {answers}, {agents}, {serve_port}, {aligned_judges} are filled in
+    command: str | Printed
     look: str  # what to look at afterwards
     link: Callable[[Walk, Shown], str]  # the UI page of what the step made
     name: str = ""  # for steps whose printed commands later steps run (Printed(step=name, ...))
@@ -146,8 +152,14 @@ class Walk:
                 answers=self.experiment("se-answers"),
                 agents=self.experiment("se-answers-agents"),
                 serve_port=self.serve_port,
+                aligned_judges=ALIGNED_JUDGES if self.aligns() else "",
             )
         return command + (" " + " ".join(step.quick) if self.quick and step.quick else "")
+
+    def aligns(self) -> bool:
+        """Whether the walk's align step can run (its optional extra is installed): the steps after it
+        then use the judge it aligned ({aligned_judges}), and otherwise the talk's judges."""
+        return any(step.name == "align" and not step.missing() for step in self.steps)
 
     def printed_command(self, reference: Printed) -> str:
         """The command step ``reference.step`` printed: from this walk's output, else from the store."""
