@@ -157,6 +157,18 @@ def test_the_comparison_table_counts_unknown_and_unanswered_as_not_passed():
     assert found.judge_errors == {"english": 0, "correctness": 0}  # "unknown" is a verdict, not an error
 
 
+def test_the_printed_evidence_lines_up_with_an_aligned_judges_long_name():
+    trust = decision.Trust(
+        kept=["enough_words"],
+        set_aside={"english": "never reviewed", "correctness_aligned_to_instructor": "kappa 0.00 on 4 answers"},
+        why_kept={"enough_words": "code scorer: exact"},
+    )
+    lines = trust.lines()
+    starts = {line.index(why) for line, why in zip(lines, ["code scorer", "never", "kappa"], strict=True)}
+    assert len(starts) == 1, lines
+    assert lines[2].startswith("  set aside   correctness_aligned_to_instructor kappa")
+
+
 def test_the_chart_shows_the_decision_and_why_each_judge_was_set_aside():
     """comparison.png tells what comparison.csv and the run's tags tell: the decision, and each judge
     set aside with its reason (the threshold once, in the legend's title)."""

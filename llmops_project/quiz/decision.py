@@ -100,8 +100,9 @@ class Trust:
 
     def lines(self) -> list[str]:
         """One line per scorer, trusted first: what the output prints."""
-        trusted = [f"  trusted     {name:30s} {self.why_kept.get(name, '')}" for name in self.kept]
-        aside = [f"  set aside   {name:30s} {reason}" for name, reason in self.set_aside.items()]
+        width = max([30, *map(len, [*self.kept, *self.set_aside])])  # an aligned judge's name is longer
+        trusted = [f"  trusted     {name:{width}s} {self.why_kept.get(name, '')}" for name in self.kept]
+        aside = [f"  set aside   {name:{width}s} {reason}" for name, reason in self.set_aside.items()]
         return trusted + aside
 
     def set_aside_text(self) -> str:
