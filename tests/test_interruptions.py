@@ -231,6 +231,9 @@ def test_a_killed_training_ends_its_run_and_registers_nothing(mlflow_store, how,
         text=True,
         start_new_session=True,  # its own process group, like a terminal's job
         stdin=subprocess.DEVNULL,
+        # and SIGHUP's default action, as in a terminal: under nohup the tests inherit it ignored, and
+        # then, by design, the script ignores it too (cli._handle_interruptions)
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(parent.stdout), daemon=True)
