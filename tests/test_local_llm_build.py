@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -350,6 +351,18 @@ def test_a_server_killed_without_a_word_is_still_named(tmp_path, monkeypatch):
     port = free_port()
     dying_server(tmp_path, port, "SIGKILL")
     assert "stopped without a word" in running.crash_report(f"http://127.0.0.1:{port}/v1")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_another_server_on_a_crashed_servers_port_is_not_reported_as_crashed(tmp_path, monkeypatch):
+    """The note of a server that crashed stays until serve.py starts on that port again: meanwhile any
+    other server there (llama.cpp's own, a test stand-in) answers, so it is not the crashed one."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    port = free_port()
+    dying_server(tmp_path, port)
+    assert "crashed" in running.crash_report(f"http://127.0.0.1:{port}/v1")
+    with socket.create_server(("127.0.0.1", port)):
+        assert running.crash_report(f"http://127.0.0.1:{port}/v1") is None
 
 
 def test_a_server_that_stops_normally_leaves_no_note(tmp_path, monkeypatch):

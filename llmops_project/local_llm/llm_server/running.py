@@ -23,6 +23,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -165,6 +166,15 @@ def python_command(script: str, *arguments: str, windows: bool = os.name == "nt"
     return " ".join([*(f'"{word}"' if " " in word else word for word in words), *arguments])
 
 
+def listening(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts connections on ``host``:``port`` now."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def server_note(base_url: str | None) -> dict | None:
     """The note of the offline server registered at ``base_url`` (pid, host, port, log), running or
     not; None when ``base_url`` is not a loopback address or no server of ours registered there."""
@@ -181,11 +191,15 @@ def server_note(base_url: str | None) -> dict | None:
 
 def crash_report(base_url: str | None) -> str | None:
     """One line saying that the offline server at ``base_url`` crashed, with the signal and the log
-    file; None when no offline server was registered there or it is still running."""
+    file; None when no offline server was registered there, or it is still running, or another
+    server has taken its port since (its note is then out of date: any server that answers there
+    is not the one that crashed)."""
     record = server_note(base_url)
     if record is None or alive(record["pid"]):
         return None
     address = urlparse(base_url)
+    if listening(address.hostname, address.port):
+        return None
     note = note_path(address.port)
     try:
         crash_text = note.with_suffix(".crash").read_text(errors="replace")
