@@ -365,6 +365,39 @@ def test_another_server_on_a_crashed_servers_port_is_not_reported_as_crashed(tmp
         assert running.crash_report(f"http://127.0.0.1:{port}/v1") is None
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "SIGINT"])
+def test_a_server_stopped_by_a_signal_under_uvicorn_leaves_no_note(tmp_path, how):
+    """present.py stops the server with SIGTERM, a closed terminal sends SIGHUP, Ctrl+C SIGINT: all
+    normal stops. uvicorn (serve.py's) raises the signal again after its shutdown: the note must go
+    all the same, or the next client would call the stopped server crashed."""
+    port = free_port()
+    code = (
+        f"import sys; sys.path.insert(0, {str(LOCAL_LLM)!r})\n"
+        "import uvicorn\n"
+        "from llm_server.running import register\n"
+        "async def app(scope, receive, send): pass\n"
+        f"register('127.0.0.1', {port}, None)\n"
+        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    server = subprocess.Popen([sys.executable, "-c", code], env=env)
+    note = tmp_path / "mlops-course-local-llm" / "servers" / f"{port}.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not running.listening("127.0.0.1", port):
+            assert server.poll() is None, "the server stopped before it listened"
+            assert time.monotonic() < deadline, "the server never listened"
+            time.sleep(0.1)
+        assert note.exists()
+        server.send_signal(getattr(signal, how))
+        server.wait(timeout=30)
+    finally:
+        stop_process(server)
+    assert not note.exists()
+    assert not note.with_suffix(".crash").exists()
+
+
 def test_a_server_that_stops_normally_leaves_no_note(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     port = free_port()

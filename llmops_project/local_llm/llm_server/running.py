@@ -4,8 +4,9 @@
 serve.py calls ``register`` when it starts: a JSON file per port (pid, address, log file) in the
 cache folder, and Python's faulthandler writing into a file beside it, so that a fatal signal
 (SIGSEGV, SIGILL, SIGBUS, SIGFPE, SIGABRT) leaves its name. A server that stops normally (Ctrl+C,
-SIGTERM) removes its note. A client that cannot connect calls ``crash_report(base_url)``: a note
-whose process is gone means the server died, and the crash file says of what.
+SIGTERM, SIGHUP) removes its note. A client that cannot connect calls ``crash_report(base_url)``: a
+note whose process is gone, with nothing else answering on its port, means the server died, and the
+crash file says of what.
 
 It also names how a crashed process ended (``crash_name``: a POSIX signal, or on Windows the
 exception code a crashed process exits with) and writes the commands a student pastes
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import faulthandler
+import functools
 import json
 import os
 import re
@@ -59,7 +61,8 @@ def note_path(port: int) -> Path:
 
 
 def register(host: str, port: int, log: Path | None) -> None:
-    """Leave this process's note for ``port`` and arm faulthandler; the note goes at a normal exit."""
+    """Leave this process's note for ``port`` and arm faulthandler; the note goes at a normal stop:
+    an exit, Ctrl+C, SIGTERM (present.py stopping it, `kill`) or SIGHUP (its terminal closed)."""
     global _crash_file
     note = note_path(port)
     note.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +72,20 @@ def register(host: str, port: int, log: Path | None) -> None:
     record = {"pid": os.getpid(), "host": host, "port": port, "log": str(log.resolve()) if log else None}
     note.write_text(json.dumps(record))
     atexit.register(unregister, port, os.getpid())
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again for the handler it found, by
+    # default the OS's: the process would end without running atexit, and leave its note behind (a
+    # later client would read a normal stop as a crash). This handler removes the note first.
+    for name in ("SIGTERM", "SIGHUP"):  # SIGHUP does not exist on Windows
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, functools.partial(_stop_by_signal, port))
+
+
+def _stop_by_signal(port: int, signum: int, frame) -> None:
+    """Remove the note, then end by the signal, as the OS's default action would have."""
+    unregister(port, os.getpid())
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def unregister(port: int, pid: int) -> None:
