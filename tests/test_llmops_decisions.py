@@ -180,7 +180,7 @@ def test_the_chart_shows_the_decision_and_why_each_judge_was_set_aside():
     trust = decision.Trust(kept=["enough_words"], set_aside={"english": reason})
     table = decision.comparison_table([found], {"basic @ m": {}}, trust)
 
-    axes = comparison.chart(table, "no clear winner").axes[0]
+    axes = comparison.chart(table, trust, "no clear winner").axes[0]
     legend = axes.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
         "overall_score",

@@ -150,16 +150,16 @@ def shown(metrics: dict, summary: dict) -> dict:
     return {name: summary.get(name, metrics.get(name)) for name in SHOWN}
 
 
-def chart(table: pd.DataFrame, decision_text: str | None = None):
+def chart(table: pd.DataFrame, trust: decision.Trust, decision_text: str | None = None):
     """Pass rate per scorer and overall score, one group of bars per candidate, under the decision
-    (``decision_text``); the judges the decision set aside are hatched, each with its reason in the
+    (``decision_text``); the judges ``trust`` set aside are hatched, each with its reason in the
     legend ("never reviewed", "kappa 0.00 on 8 answers")."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
 
-    reasons = dict(part.split(": ", 1) for part in str(table["set_aside"].iloc[0]).split("; ") if ": " in part)
+    reasons = trust.set_aside
     columns = ["overall_score"] + [c for c in table.columns if c.endswith("/mean")]
     labels = [name.replace(" @ ", "\n").replace(" (", "\n(") for name in table["candidate"]]
     figure, axes = plt.subplots(figsize=(3.5 + 2.4 * len(table), 4.8))
@@ -245,7 +245,7 @@ def record(
     app version, whether it won. The table."""
     table = decision.comparison_table(results, figures, trust)
     mlflow.log_text(table.to_csv(index=False), "comparison.csv")
-    mlflow.log_figure(chart(table, verdict.text), "comparison.png")
+    mlflow.log_figure(chart(table, trust, verdict.text), "comparison.png")
     mlflow.set_tags({"decision": verdict.text, "decision_reason": verdict.reason, "decision_rule": decision.RULE})
     if verdict.winner:
         mlflow.set_tag("winner", verdict.winner.name)
