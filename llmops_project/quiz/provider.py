@@ -80,7 +80,8 @@ def _running():
 
 
 # One report of a crash per process: the watcher's (watch_for_crash) or the main thread's (stop_if_crashed).
-_crash_reported = threading.Lock()
+# Reentrant: the main thread may check again after it has reported (it never waits for itself).
+_crash_reported = threading.RLock()
 
 
 def stop_if_crashed() -> None:
