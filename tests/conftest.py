@@ -62,7 +62,7 @@ HEAVIEST_FIRST = [
     "test_notebook.py",
 ]
 
-# The `mlflow ui` servers tests start (the walks' link checks, `make ui`, the browser test) run no
+# The `mlflow ui` servers tests start (`make ui`, the browser test) run no
 # job runner: MLflow 3 starts five more Python processes with each server for it (scheduled scorers,
 # prompt optimisation: nothing the examples use), about 20 s of CPU per server. The team server
 # (tracking_server/stack.py passes none of the caller's MLFLOW_ variables) is told so by its

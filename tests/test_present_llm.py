@@ -80,5 +80,5 @@ def test_no_run_lands_in_the_default_experiment(module_store, walk):
     assert module_store.client.search_runs(["0"], run_view_type=ViewType.ALL) == []
 
 
-def test_every_link_opens_in_the_ui_and_names_what_exists(module_store, walk):
-    presenting.assert_every_link_opens_and_names_what_exists(module_store, walk[1])
+def test_every_link_is_a_ui_page_naming_what_exists(module_store, walk):
+    presenting.assert_every_link_names_what_exists(module_store, walk[1])

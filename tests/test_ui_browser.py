@@ -1,12 +1,13 @@
 """The MLflow UI shows what the examples logged: a real headless Chromium on a store made here.
 
-The test runs the examples' scripts as the talk runs them (`python logging_example.py 42`, ...,
-harness.run_script; each entry point's `mlflow run` has its own smoke test) into its own store: the
-tracking example with seeds 42 and 43, autologging and its registration, a census training of two
-candidates, and the LLM flow (the prompts registered, answers generated, then evaluated) against the
-deterministic OpenAI-compatible test server. It then starts
-`mlflow ui` on that store (docs/ui_tour.py, as `make tour` does) and reads, in the browser, the pages
-the talk tells students to look at. Every expected value comes from the store through MlflowClient.
+The module's fixture runs the examples' scripts as the talk runs them (`python logging_example.py 42`,
+..., harness.run_script; each entry point's `mlflow run` has its own smoke test) into the module's
+store: the tracking example with seeds 42 and 43, autologging and its registration, a census
+training of two candidates, and the LLM flow (the prompts registered, answers generated, then
+evaluated) against the deterministic OpenAI-compatible test server. It then starts `mlflow ui` on
+that store (docs/ui_tour.py, as `make tour` does). The first test reads, in the browser, the pages
+the talk tells students to look at; every expected value comes from the store through
+MlflowClient. The second answers a question in the Review page, on the same store and server.
 
 Each UI check runs to the end even when an earlier one fails; a failed check saves a screenshot, and
 the failure message lists every failed check with its screenshot's path.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -28,6 +30,7 @@ import pytest
 from playwright.sync_api import expect
 
 from docs import ui_tour
+from tests.fixtures_llm import FakeOpenAIServer
 from tests.harness import REPO_ROOT, run_script
 from tests.llmops import register_prompts_in_process
 from tests.test_census_project import train_directly
@@ -38,12 +41,13 @@ REQUIRE_BROWSER = "UI_TEST_REQUIRE_BROWSER"
 PRINTED_UI = "http://127.0.0.1:5000"  # the UI the examples' links name for a local store (cli.LOCAL_UI)
 CHECK_TIMEOUT_MS = 45_000  # per wait: generous, for a loaded 2-core machine
 LLM_EXPERIMENT = "quiz-ui-test"
+IN_LLM_EXPERIMENT = {"MLFLOW_EXPERIMENT_NAME": LLM_EXPERIMENT}
 # A parent run with two nested candidates (a logistic regression, a forest): all the UI check needs.
 TWO_CANDIDATES = {"cv_splits": 2, "lr_C_values": "[1.0]", "rf_n_estimators": "[10]", "rf_max_depths": "[12]"}
 PROMPT_FILES = sorted(p.stem for p in (REPO_ROOT / "llmops_project" / "prompts").glob("*.txt"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
     """The system's headless Chromium, or a skip (a failure when UI_TEST_REQUIRE_BROWSER=1)."""
     try:
@@ -185,31 +189,61 @@ def trace_shows_its_assessments(ui, trace) -> None:
         assert shown.lower() == str(assessment.feedback.value).lower(), f"{assessment.name} shows {shown!r}"
 
 
-# --- the test --------------------------------------------------------------------------------------
+# --- the tests -------------------------------------------------------------------------------------
 
 
-def test_the_ui_shows_what_the_examples_logged(mlflow_store, llm_server, browser, tmp_path):
-    client = mlflow_store.client
-    printed = {}
-    for seed in (42, 43):  # 43 fails on purpose: its run ends FAILED
-        printed[seed] = run_script(
-            mlflow_store, "tracking_example/logging_example.py", str(seed), expect_success=None
-        ).stdout  # in the script's own experiment, logging_example
-    autologged = run_script(mlflow_store, "autologging_example/autologging_example.py").run  # autologging-example
-    run_script(mlflow_store, "autologging_example/register_model.py")  # the newest model: the run above's
-    training = train_directly(mlflow_store, TWO_CANDIDATES, "census-ui-test")
-    register_prompts_in_process()  # as register_all_prompts does (that entry point has its own smoke test)
-    in_llm_experiment = {"MLFLOW_EXPERIMENT_NAME": LLM_EXPERIMENT}
-    generation = run_script(
-        mlflow_store, "llmops_project/generate_answers.py", "--max-questions", "3", env=in_llm_experiment
-    ).run
-    run_script(
-        mlflow_store,
-        "llmops_project/evaluate_responses.py",
-        "--generation-run-id",
-        generation.info.run_id,
-        env=in_llm_experiment,
-    )
+@dataclass
+class Logged:
+    """What the examples logged into the module's store, and the `mlflow ui` serving it."""
+
+    store: object
+    url: str
+    printed: dict[int, str]  # logging_example's output, by seed
+    autologged: object  # the autologging run
+    training: object  # the census training (a ProjectResult)
+    generation: object  # the LLM flow's generation run (evaluated)
+
+
+@pytest.fixture(scope="module")
+def logged(module_store, browser):
+    """The examples' scripts, as the talk runs them, into the module's store, then `mlflow ui` on it
+    (docs/ui_tour.py, as `make tour` does). Both tests read this store: one `mlflow ui`, one browser,
+    one LLM flow (each costs seconds of CPU)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        llm = FakeOpenAIServer().start()
+        monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+        try:
+            store = module_store
+            printed = {}
+            for seed in (42, 43):  # 43 fails on purpose: its run ends FAILED
+                printed[seed] = run_script(
+                    store, "tracking_example/logging_example.py", str(seed), expect_success=None
+                ).stdout  # in the script's own experiment, logging_example
+            autologged = run_script(store, "autologging_example/autologging_example.py").run  # autologging-example
+            run_script(store, "autologging_example/register_model.py")  # the newest model: the run above's
+            training = train_directly(store, TWO_CANDIDATES, "census-ui-test")
+            register_prompts_in_process()  # as register_all_prompts does (that entry point has its own smoke test)
+            generation = run_script(
+                store, "llmops_project/generate_answers.py", "--max-questions", "3", env=IN_LLM_EXPERIMENT
+            ).run
+            run_script(
+                store,
+                "llmops_project/evaluate_responses.py",
+                "--generation-run-id",
+                generation.info.run_id,
+                env=IN_LLM_EXPERIMENT,
+            )
+            with ui_tour.mlflow_ui() as url:  # on the store in use: module_store
+                yield Logged(store, url, printed, autologged, training, generation)
+        finally:
+            llm.stop()
+
+
+def test_the_ui_shows_what_the_examples_logged(logged, browser, tmp_path):
+    client = logged.store.client
+    printed, autologged, training, generation = logged.printed, logged.autologged, logged.training, logged.generation
 
     # What the UI must show, read from the store.
     tracking_runs = client.search_runs([client.get_experiment_by_name("logging_example").experiment_id])
@@ -241,17 +275,16 @@ def test_the_ui_shows_what_the_examples_logged(mlflow_store, llm_server, browser
     for name in walk_later:
         client.create_experiment(name)
 
-    with ui_tour.mlflow_ui() as url:  # on the store in use: mlflow_store
-        checks = UiChecks(browser, url, tmp_path / "screenshots")
-        ml, genai = ui_tour.MODEL_TRAINING, ui_tour.GENAI
-        checks.check("tracking-runs", ml, runs_table_and_run_pages_show_status_and_random_4, client, tracking_runs)
-        checks.check("fresh-browser", None, a_fresh_browser_follows_the_printed_links, printed[42], tracking_runs)
-        checks.check("experiments-page", ml, logging_example_is_on_the_experiments_page, tracking_runs, walk_later)
-        checks.check("registry-champion", ml, registered_model_has_alias_champion, champion.name, champion.version)
-        checks.check("census-nested-runs", ml, parent_run_nests_its_candidates, parent, children)
-        checks.check("llmops-prompts", genai, prompts_are_listed_with_alias_production, production)
-        checks.check("llmops-traces", genai, one_trace_per_question, generation, traces, questions)
-        checks.check("llmops-assessments", genai, trace_shows_its_assessments, assessed[0])
+    checks = UiChecks(browser, logged.url, tmp_path / "screenshots")
+    ml, genai = ui_tour.MODEL_TRAINING, ui_tour.GENAI
+    checks.check("tracking-runs", ml, runs_table_and_run_pages_show_status_and_random_4, client, tracking_runs)
+    checks.check("fresh-browser", None, a_fresh_browser_follows_the_printed_links, printed[42], tracking_runs)
+    checks.check("experiments-page", ml, logging_example_is_on_the_experiments_page, tracking_runs, walk_later)
+    checks.check("registry-champion", ml, registered_model_has_alias_champion, champion.name, champion.version)
+    checks.check("census-nested-runs", ml, parent_run_nests_its_candidates, parent, children)
+    checks.check("llmops-prompts", genai, prompts_are_listed_with_alias_production, production)
+    checks.check("llmops-traces", genai, one_trace_per_question, generation, traces, questions)
+    checks.check("llmops-assessments", genai, trace_shows_its_assessments, assessed[0])
     assert not checks.failures, "The MLflow UI does not show what the store holds:\n" + "\n".join(checks.failures)
 
 
@@ -266,34 +299,30 @@ def answer_in_the_review_page(ui, page: str, question: str, answer: str) -> None
     expect(ui.page.get_by_text("1 of ", exact=False).first).to_be_visible()  # "1 of N reviewed"
 
 
-def test_a_verdict_given_in_the_review_page_counts_in_reviews_agreement(browser, mlflow_store, llm_server, tmp_path):
+def test_a_verdict_given_in_the_review_page_counts_in_reviews_agreement(logged, browser, tmp_path):
     """review sets up the Review page (a Yes/No question per judge, a queue of the run's answers); a
     reviewer answers one question there, in a fresh browser; the next review counts that answer."""
-    register_prompts_in_process()
-    where = {"MLFLOW_EXPERIMENT_NAME": LLM_EXPERIMENT}
-    generation = run_script(mlflow_store, "llmops_project/generate_answers.py", "--max-questions", "2", env=where).run
+    store, generation = logged.store, logged.generation
     run_id = generation.info.run_id
-    run_script(mlflow_store, "llmops_project/evaluate_responses.py", "--generation-run-id", run_id, env=where)
     params = {"generation_run_id": run_id, "labels": "ui"}
-    before = run_script(mlflow_store, "llmops_project/review.py", params=params, env=where)
+    before = run_script(store, "llmops_project/review.py", params=params, env=IN_LLM_EXPERIMENT)
     assert before.run.data.metrics["human_verdicts_logged"] == 0
     printed = next(line.strip() for line in before.stdout.splitlines() if "/review-queue?" in line)
     assert printed.startswith(f"{PRINTED_UI}/#/experiments/{generation.info.experiment_id}/review-queue?")
 
-    with ui_tour.mlflow_ui() as url:  # on the store in use: mlflow_store
-        checks = UiChecks(browser, url, tmp_path / "screenshots")
-        page = printed.replace(PRINTED_UI, url)
-        checks.check("review-page", ui_tour.GENAI, answer_in_the_review_page, page, "correctness", "No")
+    checks = UiChecks(browser, logged.url, tmp_path / "screenshots")
+    page = printed.replace(PRINTED_UI, logged.url)
+    checks.check("review-page", ui_tour.GENAI, answer_in_the_review_page, page, "correctness", "No")
     assert not checks.failures, "The Review page did not take the answer:\n" + "\n".join(checks.failures)
 
     given = [
         a
-        for t in ui_tour.traces_of_store(mlflow_store.client)
+        for t in ui_tour.traces_of_store(store.client)
         for a in t.info.assessments
         if a.source.source_type == "HUMAN" and a.name == "correctness"
     ]
     assert [(a.feedback.value, a.source.source_id) for a in given] == [(False, "default")]  # the UI's user, no login
-    after = run_script(mlflow_store, "llmops_project/review.py", params=params, env=where).run
+    after = run_script(store, "llmops_project/review.py", params=params, env=IN_LLM_EXPERIMENT).run
     assert after.data.metrics["correctness/labelled"] == 1  # the Review page's answer, against the judge's yes
     assert after.data.metrics["correctness/agreement"] == 0.0
     table = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{after.info.run_id}/judge_agreement.csv")))
