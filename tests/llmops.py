@@ -3,8 +3,10 @@ see them, tests/examples.py), and helpers that read back what its entry points l
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import sys
 from pathlib import Path
 
 import mlflow
@@ -12,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests import examples
-from tests.harness import REPO_ROOT, run_script
+from tests.harness import REPO_ROOT, ProjectResult, run_script
 
 PROJECT = "llmops_project"
 PROJECT_DIR = REPO_ROOT / PROJECT
@@ -44,6 +46,29 @@ def register_prompts_in_process() -> None:
     """Register the prompts without a subprocess (the entry point has its own smoke test)."""
     for path in sorted((PROJECT_DIR / "prompts").glob("*.txt")):
         register_all_prompts.register(path.stem, path.read_text(encoding="utf-8"))
+
+
+def refused_in_process(store, script: str, *args: str, env: dict | None = None) -> ProjectResult:
+    """``python <script> args...`` (a script of llmops_project), run in this process, for input the
+    script refuses before any run or model call: a subprocess per case costs ~3 s of CPU in imports.
+    The same ``cli.run(main)`` as the script's last line, less what a pytest worker must not get: the
+    signal handlers (cli), the offline-server watcher thread that ends its process on a crash, and
+    litellm set aside for the whole process (quiz.provider). The exit status must be non-zero."""
+    script_module, provider = examples.load(PROJECT, Path(script).stem, "quiz.provider")
+    before = {r.info.run_id for r in store.all_runs()}
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [Path(script).name, *args])
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        patch.setattr(cli, "_handle_interruptions", lambda: None)
+        patch.setattr(provider, "watch_for_crash", lambda: None)
+        patch.setattr(provider, "hide_litellm", lambda: None)
+        with pytest.raises(SystemExit) as exited, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            cli.run(script_module.main)
+    assert exited.value.code not in (0, None), f"{script} {args} should have failed:\n{out.getvalue()}{err.getvalue()}"
+    runs = [r for r in store.all_runs() if r.info.run_id not in before]
+    return ProjectResult(exited.value.code, out.getvalue(), err.getvalue(), runs)
 
 
 def answers_csv(store, run) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from tests.llmops import (
     labels,
     load_questions,
     project_questions,
+    refused_in_process,
     register_prompts_in_process,
     traces_of,
     write_labels,
@@ -297,12 +298,12 @@ def test_review_bad_input_is_one_line_and_no_run_left_running(mlflow_store, llm_
     exam = [r["Question"] for r in project_questions()]
     review = f"{PROJECT}/review.py"
     unknown = write_labels(tmp_path / "unknown.csv", [{"question": "What is love?", "correctness": "yes"}])
-    result = run_script(mlflow_store, review, "--labels", str(unknown), expect_success=False)
+    result = refused_in_process(mlflow_store, review, "--labels", str(unknown))
     [line] = error_lines(result)
     assert "unknown.csv line 2: 'What is love?' is not a question of questions.csv" in line
     assert result.runs == []
     invalid = write_labels(tmp_path / "invalid.csv", [{"question": exam[0], "english": "maybe"}])
-    result = run_script(mlflow_store, review, "--labels", str(invalid), expect_success=False)
+    result = refused_in_process(mlflow_store, review, "--labels", str(invalid))
     [line] = error_lines(result)
     assert "invalid.csv line 2: english = 'maybe' is not yes or no" in line
     assert result.runs == []
@@ -316,7 +317,7 @@ def test_review_bad_input_is_one_line_and_no_run_left_running(mlflow_store, llm_
         untraced.info.run_id, "number,question,status,answer,trace_id\n1,What is X?,ok,An answer,\n", "answers.csv"
     )
     mlflow_store.client.set_terminated(untraced.info.run_id)
-    result = run_script(mlflow_store, review, "--generation-run-id", untraced.info.run_id, expect_success=False)
+    result = refused_in_process(mlflow_store, review, "--generation-run-id", untraced.info.run_id)
     [line] = error_lines(result)
     assert f"run {untraced.info.run_id} has no traced answer to review" in line
     assert "--experiment-name no-traces ." in line  # generate again, in that run's experiment
@@ -477,11 +478,11 @@ def test_compare_never_picks_a_candidate_with_a_failed_question(mlflow_store, ll
 
 def test_compare_bad_input_is_one_line_and_no_run_left_running(mlflow_store, llm_server):
     register_prompts_in_process()
-    unknown = run_script(mlflow_store, f"{PROJECT}/compare.py", "--templates", "basic,poetic", expect_success=False)
+    unknown = refused_in_process(mlflow_store, f"{PROJECT}/compare.py", "--templates", "basic,poetic")
     [line] = error_lines(unknown)
     assert line.startswith("error: argument --templates: unknown name 'poetic' in 'basic,poetic' (choose from ")
     assert unknown.runs == []
-    budgets = run_script(mlflow_store, f"{PROJECT}/compare.py", "--max-tokens", "8,lots", expect_success=False)
+    budgets = refused_in_process(mlflow_store, f"{PROJECT}/compare.py", "--max-tokens", "8,lots")
     [line] = error_lines(budgets)
     assert "'8,lots' is not a comma-separated list of whole numbers >= 1, e.g. 8,500" in line
     assert budgets.runs == []

@@ -31,6 +31,7 @@ from tests.llmops import (
     generate_and_judge,
     labels,
     project_questions,
+    refused_in_process,
     register_prompts_in_process,
     write_labels,
 )
@@ -322,9 +323,7 @@ def test_optimize_and_compare_bad_input_is_one_line_no_run_left_running_and_noth
     where = {"MLFLOW_EXPERIMENT_NAME": "bad"}
     register_prompts_in_process()
     # A held-out part too small: before any run
-    few = run_script(
-        mlflow_store, optimize, "--max-questions", "3", "--held-out", "0.3", env=where, expect_success=False
-    )
+    few = refused_in_process(mlflow_store, optimize, "--max-questions", "3", "--held-out", "0.3", env=where)
     [line] = error_lines(few)
     assert line.startswith("error: 3 question(s) split into 2 to optimize on and 1 held out")
     assert few.runs == []

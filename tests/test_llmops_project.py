@@ -29,6 +29,7 @@ from tests.llmops import (
     load_expectations,
     load_questions,
     project_questions,
+    refused_in_process,
     register_all_prompts,
     register_prompts_in_process,
     search,
@@ -366,14 +367,14 @@ def test_a_wrong_generation_run_is_one_line_and_no_evaluation_run(mlflow_store, 
     with no answers.csv, leaves no run behind."""
     evaluate = f"{PROJECT}/evaluate_responses.py"
     unknown = "0" * 32
-    result = run_script(mlflow_store, evaluate, "--generation-run-id", unknown, expect_success=False)
+    result = refused_in_process(mlflow_store, evaluate, "--generation-run-id", unknown)
     [line] = error_lines(result)
     assert line.startswith(f"error: generation run {unknown!r} not found in this tracking store")
     assert result.runs == []
     experiment_id = mlflow_store.client.create_experiment("no-answers")
     empty = mlflow_store.client.create_run(experiment_id, tags={"quiz.step": "generation"}).info.run_id
     mlflow_store.client.set_terminated(empty)
-    result = run_script(mlflow_store, evaluate, "--generation-run-id", empty, expect_success=False)
+    result = refused_in_process(mlflow_store, evaluate, "--generation-run-id", empty)
     [line] = error_lines(result)
     assert line.startswith(f"error: run {empty} has no answers.csv")
     assert [r.info.run_id for r in result.runs] == []
@@ -400,14 +401,8 @@ def test_unreachable_provider_records_failures_never_answers(mlflow_store):
 
 def test_unknown_prompt_template_is_one_line_and_no_run(mlflow_store, llm_server):
     register_prompts_in_process()
-    result = run_script(
-        mlflow_store,
-        f"{PROJECT}/generate_answers.py",
-        "--prompt-template",
-        "poetic",
-        "--max-questions",
-        "1",
-        expect_success=False,
+    result = refused_in_process(
+        mlflow_store, f"{PROJECT}/generate_answers.py", "--prompt-template", "poetic", "--max-questions", "1"
     )
     [line] = error_lines(result)
     assert line.startswith("error: argument --prompt-template: invalid choice: 'poetic' (choose from ")
