@@ -129,9 +129,13 @@ def run_script(
     it. ``params`` are an entry point's MLproject parameters, passed as the options its command
     line gives them (``lr_C_values`` -> ``--lr-C-values``)."""
     path = REPO_ROOT / script
-    options = [word for name, value in (params or {}).items() for word in (f"--{name.replace('_', '-')}", str(value))]
-    command = [sys.executable, path.name, *args, *options]
+    command = [sys.executable, path.name, *args, *script_options(params)]
     return _invoke(command, store, path.parent, env, timeout, expect_success)
+
+
+def script_options(params: dict | None) -> list[str]:
+    """An entry point's MLproject parameters as its script's options: ``lr_C_values`` -> ``--lr-C-values``."""
+    return [word for name, value in (params or {}).items() for word in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def run_command(

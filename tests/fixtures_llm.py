@@ -25,8 +25,13 @@ def llm_server(monkeypatch, tmp_path):
     would answer one test's request with another test's server's answer."""
     server = FakeOpenAIServer().start()
     monkeypatch.setenv("DSPY_CACHEDIR", str(tmp_path / "dspy-cache"))
+    point_at(server, monkeypatch)
+    yield server
+    server.stop()
+
+
+def point_at(server: FakeOpenAIServer, monkeypatch) -> None:
+    """OPENAI_BASE_URL and OPENAI_API_KEY name ``server`` for this process and its subprocesses."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     monkeypatch.delenv("OPENAI_API_BASE", raising=False)
-    yield server
-    server.stop()

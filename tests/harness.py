@@ -44,6 +44,7 @@ from devtools.projects import (  # noqa: F401  (re-exported for the test files)
     run_printed,
     run_project,
     run_script,
+    script_options,
 )
 
 # Older name of venv_on_path(), kept for test files that still read it.

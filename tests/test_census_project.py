@@ -61,11 +61,10 @@ def train_in_process(store, params: dict, experiment: str) -> harness.ProjectRes
     each; ``train_directly`` and ``mlflow run`` test the script as a process). Its printed lines are
     the result's stdout."""
     train, charts = examples.load(PROJECT, "train", "census.charts")  # charts chose matplotlib's backend
-    argv = [word for name, value in params.items() for word in (f"--{name.replace('_', '-')}", str(value))]
     before = {r.info.run_id for r in store.all_runs()}
     printed = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-        patch.setattr(sys, "argv", ["train.py", *argv])
+        patch.setattr(sys, "argv", ["train.py", *harness.script_options(params)])
         patch.setenv("MLFLOW_EXPERIMENT_NAME", experiment)
         train.main()
     charts.plt.close("all")  # train.py logs its charts and leaves them open, as a script may: its process ends
@@ -524,16 +523,7 @@ def test_unknown_model_type_fails_the_run_and_registers_nothing(store, capsys, m
     assert [r.info.status for r in result.runs] == ["FAILED"]  # the run `mlflow run` made; no children
     assert _registered_by(store.client, result.runs[0].info.run_id) == []
 
-    # Alone (in-process, as test_bad_train_parameters_stop_before_any_run: the same main())
-    (train,) = examples.load(PROJECT, "train")
-    runs_before = [r.info.run_id for r in store.all_runs()]
-    monkeypatch.setattr(sys, "argv", ["train.py", "--model-type", "svm"])
-    with pytest.raises(SystemExit) as exited:
-        train.main()
-    assert exited.value.code == 2
-    errors = capsys.readouterr().err.strip().splitlines()
-    assert errors == [line]
-    assert [r.info.run_id for r in store.all_runs()] == runs_before  # no run before its arguments are checked
+    assert _refused_by_train(store, capsys, monkeypatch, ["--model-type", "svm"]) == [line]  # alone: exit status 2
 
 
 BAD_TRAIN_ARGUMENTS = [
@@ -546,21 +536,26 @@ BAD_TRAIN_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize(("arguments", "option"), BAD_TRAIN_ARGUMENTS)
-def test_bad_train_parameters_stop_before_any_run(store, capsys, monkeypatch, arguments, option):
-    """In-process (a subprocess per case would cost seconds of imports each): the same main()."""
+def _refused_by_train(store, capsys, monkeypatch, arguments: list[str]) -> list[str]:
+    """`python train.py <arguments>` refused: train.py's main() in-process (a subprocess per case would
+    cost seconds of imports each) exits with status 2 before any run starts or anything is
+    registered. Its error lines."""
     (train,) = examples.load(PROJECT, "train")
-
     runs_before = [r.info.run_id for r in store.all_runs()]
     monkeypatch.setattr(sys, "argv", ["train.py", *arguments])
     with pytest.raises(SystemExit) as exited:
         train.main()
     assert exited.value.code == 2
-    errors = capsys.readouterr().err.strip().splitlines()
+    assert [r.info.run_id for r in store.all_runs()] == runs_before  # no run started, nothing registered
+    return capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.mark.parametrize(("arguments", "option"), BAD_TRAIN_ARGUMENTS)
+def test_bad_train_parameters_stop_before_any_run(store, capsys, monkeypatch, arguments, option):
+    errors = _refused_by_train(store, capsys, monkeypatch, arguments)
     assert len(errors) == 1, errors
     assert errors[0].startswith(f"error: argument {option}: "), errors
     assert "Example: mlflow run -e train" in errors[0]
-    assert [r.info.run_id for r in store.all_runs()] == runs_before  # no run started, nothing registered
 
 
 def test_unknown_training_run_id_fails_the_test_run(store):

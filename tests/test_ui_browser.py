@@ -30,7 +30,7 @@ import pytest
 from playwright.sync_api import expect
 
 from docs import ui_tour
-from tests.fixtures_llm import FakeOpenAIServer
+from tests.fixtures_llm import FakeOpenAIServer, point_at
 from tests.harness import REPO_ROOT, run_script
 from tests.llmops import register_prompts_in_process
 from tests.test_census_project import train_directly
@@ -211,9 +211,7 @@ def logged(module_store, browser):
     one LLM flow (each costs seconds of CPU)."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         llm = FakeOpenAIServer().start()
-        monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
-        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-        monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+        point_at(llm, monkeypatch)
         try:
             store = module_store
             printed = {}
