@@ -43,6 +43,7 @@ sys.path[:0] = [str(REPO_ROOT), str(PROJECT_DIR), str(SERVE.parent)]
 import serve  # noqa: E402  llmops_project/local_llm/serve.py
 
 from devtools.processes import free_port, load_average, stop_process  # noqa: E402
+from quiz import provider  # noqa: E402  llmops_project/quiz/provider.py
 
 
 def load_cases(quick: bool = False, judges: list[str] | None = None) -> list[dict]:
@@ -166,6 +167,7 @@ def main(argv=None) -> None:
         server = serve.start_in_background(port, workdir / "server.log", *args.server_option)
         print(f"serve.py {' '.join(args.server_option)} ready in {time.perf_counter() - started:.1f} s", flush=True)
         os.environ["OPENAI_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    provider.watch_for_crash()  # as the steps do: a crashed server is one line, not 3 min of retries per verdict
     try:
         started = time.perf_counter()
         results = judge_all(cases, the_talks_judges(args.judge_model), args.verbose)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -40,6 +42,9 @@ AMX_AND_ZMM = bytes.fromhex("c4e2784900 62f17c4828c1")
 # missing or too old objdump fails the AMX test instead of skipping it (UI_TEST_REQUIRE_BROWSER=1, the
 # browser's own flag, also means "CI: skip nothing").
 REQUIRE_OBJDUMP = ("LOCAL_LLM_TEST_REQUIRE_OBJDUMP", "UI_TEST_REQUIRE_BROWSER")
+# AMX is an x86-64 question, and GNU objdump disassembles only its own architecture's code (macOS's
+# objdump is LLVM's, without -b binary): the scan runs on x86-64 Linux, and is skipped elsewhere.
+X86_LINUX = sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64", "amd64")
 # `sysctl -n machdep.cpu.features machdep.cpu.leaf7_features` on an Intel Mac (Core i5-10400, as published):
 INTEL_MAC_SYSCTL = (
     "FPU VME DE PSE TSC MSR PAE MCE CX8 APIC SEP MTRR PGE MCA CMOV PAT PSE36 CLFSH DS ACPI MMX FXSR SSE SSE2 SS HTT "
@@ -70,8 +75,10 @@ def test_every_build_leaves_out_native_tuning_avx512_and_amx():
         {**install.ALWAYS, **{o: ("ON" if o == "GGML_SSE42" else "OFF") for o in install.X86}},
     )
     assert install.chosen_build(set(), "x86_64")[0] == "x86-64"
-    name, options = install.chosen_build(None, "arm64")
+    name, options = install.chosen_build(None, "arm64", "darwin")
     assert (name, options) == ("arm64", install.ALWAYS)
+    # Windows on ARM with MSVC: llama.cpp's CMake refuses a non-native build there (ARM has no AMX)
+    assert install.chosen_build(None, "ARM64", "win32") == ("arm64-native", {**install.ALWAYS, "GGML_NATIVE": "ON"})
 
 
 def test_the_install_names_the_extensions_of_this_cpu_it_leaves_out():
@@ -149,6 +156,16 @@ def test_off_windows_cl_is_not_a_compiler(monkeypatch):
     assert install.missing_compilers() == ["C", "C++"]
 
 
+@pytest.mark.parametrize(("tools", "missing"), [(True, []), (False, ["C", "C++"])])
+def test_on_macos_the_compilers_count_only_with_the_command_line_tools(monkeypatch, tools, missing):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")  # xcode-select's stubs, always there
+    monkeypatch.setattr(install, "xcode_tools", lambda: tools)
+    assert install.missing_compilers() == missing
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="the stand-in vswhere.exe is a shell script")
 def test_vswhere_is_asked_for_a_visual_studio_with_the_cpp_tools(tmp_path, monkeypatch):
     monkeypatch.setenv("PROGRAMFILES(X86)", str(tmp_path))
@@ -193,6 +210,60 @@ def test_a_failing_pip_ends_with_one_line_naming_its_log_and_no_traceback(tmp_pa
     in_log = f"its last lines are above, all in {log}"
     assert re.fullmatch(rf"error: pip wheel failed \(exit 1\) after 0 min \d\d s: {re.escape(in_log)}", errors[0])
     assert "no-such-package-of-this-course" in log.read_text()
+
+
+def test_an_option_holding_a_space_stays_one_cmake_argument(monkeypatch, tmp_path):
+    """A cache folder under C:/Users/Jane Doe: scikit-build-core splits CMAKE_ARGS with shlex.split."""
+    home = tmp_path / "Jane Doe"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    monkeypatch.delenv("CMAKE_ARGS", raising=False)
+    options = {**install.chosen_build(install.BUILDS[0][1], "x86_64")[1], **install.without_common()}
+    arguments = shlex.split(install.cmake_args(options))
+    assert arguments == [f"-D{name}={value}" for name, value in options.items()]
+    included = home / "mlops-course-local-llm" / "cmake" / "llama-cpp-without-common.cmake"
+    assert f"-D{install.PROJECT_INCLUDE}={included.as_posix()}" in arguments
+
+
+@pytest.mark.parametrize(
+    ("installed", "kept", "steps"),
+    [
+        ("native", True, ["install --force-reinstall --no-deps <kept>", "install -r", "check"]),
+        ("native", False, ["build", "install --force-reinstall --no-deps <built>", "install -r", "check"]),
+        ("kept", True, ["install -r", "check"]),  # already the portable build: nothing rebuilt or reinstalled
+        ("none", False, ["build", "install --force-reinstall --no-deps <built>", "install -r", "check"]),
+    ],
+)
+def test_install_replaces_a_native_build_once_and_ends_with_the_inference_check(
+    monkeypatch, tmp_path, capsys, installed, kept, steps
+):
+    """install.py's main, its pip, build and check stubbed: a wheel pip built (natively) is replaced by
+    the kept portable one, or one is built; then the requirements; and always, last, the real inference."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CMAKE_ARGS", raising=False)
+    monkeypatch.setattr(install, "LOGS", tmp_path / "logs")
+    monkeypatch.setattr(install, "LOG", tmp_path / "logs" / "install.log")
+    monkeypatch.setattr(install, "pinned_version", lambda: "0.3.36")
+    monkeypatch.setattr(install, "this_cpus_flags", lambda: install.BUILDS[0][1])
+    monkeypatch.setattr(install.platform, "machine", lambda: "x86_64")
+    build, options = install.chosen_build(install.BUILDS[0][1], "x86_64")
+    folder = install.wheel_folder("0.3.36", build, install.cmake_args({**options, **install.without_common()}))
+    wheel = folder / "llama_cpp_python-0.3.36-cp311-cp311-linux_x86_64.whl"
+    built = tmp_path / "built.whl"
+    if kept:
+        folder.mkdir(parents=True)
+        wheel.write_bytes(b"")
+    source = {"native": ("0.3.36", None), "kept": ("0.3.36", wheel), "none": (None, None)}[installed]
+    monkeypatch.setattr(install, "installed_from", lambda: source)
+    done = []
+    monkeypatch.setattr(install, "build_wheel", lambda *args: done.append("build") or built)
+    names = {str(wheel): "<kept>", str(built): "<built>"}
+    monkeypatch.setattr(
+        install, "run_pip", lambda args: done.append(" ".join(names.get(a, a) for a in args[:4]).rstrip())
+    )
+    monkeypatch.setattr(install, "check", lambda command: done.append("check"))
+    install.main([])
+    assert [step.replace(str(install.REQUIREMENTS), "").rstrip() for step in done] == steps
+    assert ("built by pip (natively" in capsys.readouterr().out) == (installed == "native")
 
 
 def test_the_users_cmake_args_come_last_and_change_where_the_wheel_is_kept(monkeypatch, tmp_path):
@@ -536,7 +607,7 @@ def objdump_that_sees_amx(folder: Path) -> str:
 
 
 @pytest.mark.local_llm
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads ELF libraries with GNU objdump")
+@pytest.mark.skipif(not X86_LINUX, reason="AMX is x86-64's; reads ELF libraries with GNU objdump")
 def test_the_installed_llama_cpp_holds_no_amx_and_nothing_beyond_its_portable_build(tmp_path):
     libraries = installed_libraries()
     objdump = objdump_that_sees_amx(tmp_path)
@@ -585,11 +656,13 @@ def test_the_real_server_killed_by_sigsegv_is_reported_as_a_crash(tmp_path, monk
     spec.loader.exec_module(serve)
     port, log = free_port(), tmp_path / "server.log"
     server = serve.start_in_background(port, log, timeout=120)
+    # As on macOS, which has no /proc to tell of a zombie: start_in_background's own thread collects it
+    monkeypatch.setattr(running, "zombie", lambda pid: False)
     try:
         server.send_signal(signal.SIGSEGV)
-        server.wait(timeout=60)
-        time.sleep(0.1)
-        report = running.crash_report(f"http://127.0.0.1:{port}/v1")
+        deadline = time.monotonic() + 60
+        while (report := running.crash_report(f"http://127.0.0.1:{port}/v1")) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert report is not None
         assert "crashed: SIGSEGV (signal 11)" in report, report
         assert str(log) in report
@@ -617,6 +690,7 @@ def test_an_objdump_that_cannot_see_amx_fails_where_a_run_requires_it(tmp_path, 
         objdump_that_sees_amx(tmp_path)
 
 
+@pytest.mark.skipif(not X86_LINUX, reason="AMX is x86-64's; GNU objdump reads its own architecture's code")
 @pytest.mark.skipif(shutil.which("objdump") is None, reason="objdump (binutils) is missing")
 def test_this_objdump_names_the_amx_and_avx512_of_the_control(tmp_path):
     # The positive control, run wherever objdump is (the AMX test needs the offline LLM extra too)

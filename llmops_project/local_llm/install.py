@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -142,13 +143,18 @@ def darwin_flags(sysctl: str) -> set[str]:
     return {DARWIN_NAMES.get(name, name) for name in sysctl.lower().split()}
 
 
-def chosen_build(flags: set[str] | None, machine: str) -> tuple[str, dict[str, str]]:
+def chosen_build(flags: set[str] | None, machine: str, system: str = sys.platform) -> tuple[str, dict[str, str]]:
     """(name, llama.cpp's CMake options) of the portable build for a CPU with these ``flags`` (None:
-    unknown) and this ``platform.machine()``."""
+    unknown), this ``platform.machine()`` and this ``sys.platform``."""
     if machine.lower() in ("x86_64", "amd64"):
         for name, needs, on in BUILDS:
             if flags is None or needs <= flags:  # unknown flags: v3, as nearly every x86-64 CPU since 2013
                 return name, {**ALWAYS, **{option: "ON" if option in on else "OFF" for option in X86}}
+    if system == "win32" and machine.lower() in ("arm64", "aarch64"):
+        # llama.cpp's CMake stops MSVC on ARM without GGML_NATIVE ("MSVC on ARM requires GGML_NATIVE=ON,
+        # use clang instead"): the one build for the building CPU. ARM has no AMX; the wheel's folder
+        # is named by platform and machine, so no x86 machine ever takes it.
+        return "arm64-native", {**ALWAYS, "GGML_NATIVE": "ON"}
     # ARM (Apple silicon, Linux aarch64) and the rest: the compiler's generic target for the architecture
     return machine.lower() or "unknown", dict(ALWAYS)
 
@@ -178,8 +184,10 @@ def without_common() -> dict[str, str]:
 
 
 def cmake_args(options: dict[str, str]) -> str:
-    """CMAKE_ARGS for pip: ours, then any the user set (theirs come last, so theirs win: CUDA, say)."""
-    ours = " ".join(f"-D{name}={value}" for name, value in options.items())
+    """CMAKE_ARGS for pip: ours, then any the user set (theirs come last, so theirs win: CUDA, say).
+    Each of ours quoted as a shell word: scikit-build-core splits CMAKE_ARGS with shlex.split, and a
+    cache folder may hold a space (C:/Users/Jane Doe/...). Options without one read as before."""
+    ours = " ".join(shlex.quote(f"-D{name}={value}") for name, value in options.items())
     return f"{ours} {os.environ.get('CMAKE_ARGS', '')}".strip()
 
 
@@ -214,17 +222,29 @@ def installed_from() -> tuple[str | None, Path | None]:
 
 
 def missing_compilers() -> list[str]:
-    """The languages (C, C++) for which neither $CC/$CXX nor a usual compiler is on PATH. On Windows
+    """The languages (C, C++) for which neither $CC/$CXX nor a usual compiler is on PATH (on macOS:
+    both, without the Command Line Tools, whose stubs are on PATH anyway). On Windows
     none is missing when MSVC is there (``cl`` on PATH, or a Visual Studio vswhere.exe lists) or when
     vswhere.exe cannot tell (no Visual Studio Installer): then CMake looks, and pip's log says."""
     if sys.platform == "win32" and (shutil.which("cl") or visual_studio() is not False):
         return []
+    if sys.platform == "darwin" and not xcode_tools():  # /usr/bin/cc is there, a stub that cannot compile
+        return list(COMPILERS)
     missing = []
     for language, (variable, names) in COMPILERS.items():
         chosen = os.environ.get(variable, "").split()
         if not (chosen and shutil.which(chosen[0])) and not any(shutil.which(name) for name in names):
             missing.append(language)
     return missing
+
+
+def xcode_tools() -> bool:
+    """Whether macOS has its Command Line Tools (or Xcode): ``xcode-select -p`` names their folder.
+    Without them /usr/bin/cc and clang exist all the same, as stubs that only offer to install them."""
+    try:
+        return subprocess.run(["xcode-select", "-p"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def visual_studio() -> bool | None:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -165,8 +166,10 @@ def check_port_free(host: str, port: int) -> None:
 
 def start_in_background(port: int, log_path: Path, *options: str, timeout: float = 180) -> subprocess.Popen:
     """Run serve.py in a subprocess on 127.0.0.1:``port`` (its output in ``log_path``) and wait
-    until it answers GET /v1/models. For tests and benchmarks; stop it with ``terminate()``.
-    Raises LocalLLMError, with the end of the log, when it exits or does not answer in time."""
+    until it answers GET /v1/models. For present.py, tests and benchmarks; stop it with ``terminate()``.
+    Raises LocalLLMError, with the end of the log, when it exits or does not answer in time. Once it
+    answers, a thread waits for it: a crash is collected at once, so that a client asking whether it
+    is alive (running.alive) learns of it on any OS, not only where Linux's /proc tells of a zombie."""
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, str(SERVE_SCRIPT), "--port", str(port), "--log", str(log_path), *options],
@@ -178,6 +181,7 @@ def start_in_background(port: int, log_path: Path, *options: str, timeout: float
     while server.poll() is None and time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+            threading.Thread(target=server.wait, name=f"reaper of serve.py on {port}", daemon=True).start()
             return server
         except OSError:
             time.sleep(0.5)
