@@ -240,7 +240,7 @@ STEPS = [
         "-P templates=basic -P max_tokens=8,500 -P max_questions=6{aligned_judges}",
         "the comparison run: which scorers it trusted and which judges it set aside (and why: the aligned one too), "
         "comparison.csv, comparison.png and the decision tag; its child runs are the candidates; "
-        "Prompts > basic: @champion",
+        "Prompts > basic: @champion, and the tag quiz.won_with (the budget that won)",
         run_page,
         name="compare",
         llm=True,
@@ -249,9 +249,9 @@ STEPS = [
         "LLMOps with MLflow: let MLflow rewrite the champion prompt, then compare on held-out questions (optimize)",
         "llmops_project",
         "mlflow run -e optimize --env-manager=local --experiment-name {answers} . -P max_questions=8 -P held_out=0.75",
-        "Prompts > basic: the new version, tagged quiz.optimized_from, quiz.optimizer and quiz.template_changed; "
-        "the optimize run: its optimization child run and its decision tag; if the template changed, the two "
-        "candidates on the held-out questions (offline it does not: the output above says so)",
+        "Prompts > basic: the new version, tagged quiz.optimized_from, quiz.optimizer and quiz.template_changed "
+        "(offline, a 135M model's rewrite: read it before trusting it); the optimize run: its optimization "
+        "child run, the two candidates on the held-out questions, and its decision tag",
         lambda walk, shown: walk.page("prompts/basic"),
         name="optimize",
         llm=True,

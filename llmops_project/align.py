@@ -41,7 +41,7 @@ def main() -> None:
         cli.log_new_params(vars(args))
         answers = reviewed_answers(args.generation_run_ids, run.info.experiment_id)
         # correctness reads each question's criteria, as evaluate_responses gives them
-        answers = alignment.with_expectations(answers, load_expectations())
+        answers = labels.with_expectations(answers, load_expectations())
 
         # The labelled answers of each judge's criterion, split by question: learn from one part, measure on the other
         found = {name: alignment.labelled(answers, name, reviewer) for name in judges}
@@ -69,6 +69,7 @@ def main() -> None:
             )
             # ... registered in the experiment under a name that says what it is (UI: Judges)
             aligned_name = alignment.aligned_name(name, who)
+            mlflow.set_tag(labels.REGISTERED_TAG + aligned_name, args.judge_model)  # unmeasured until measured below
             alignment.renamed(aligned, aligned_name).register(experiment_id=run.info.experiment_id, name=aligned_name)
 
             # Before and after, on the held-out answers: the judge as registered, loaded back as compare loads it
@@ -90,6 +91,7 @@ def main() -> None:
         reviewer,
         "Before: the judges, not aligned, on the held-out answers",
         artifact=alignment.ARTIFACT,
+        trusted_column=False,
     )
     labels.print_agreement(aligned_judges, reviewer, "After: the aligned judges, as registered, on the same answers")
     cli.print_ui_hint(run, "the align run; the aligned judges are on the experiment's Judges page")

@@ -13,7 +13,8 @@ Which scorers may decide is quiz/decision.py's rule: the code scorers, and the j
 reason. ``-P judges=aligned`` puts the judges that ``align`` taught in place of the talk's judges of
 the same criteria, under the same rule (trusted only as measured on align's held-out answers).
 This run gets the comparison table, a chart and the decision; a clear winner's prompt version gets
-the alias @champion, moved only when it beat the champion.
+the alias @champion, moved only when it beat the champion, and the tag quiz.won_with: the model
+and max_tokens it won with (a comparison of budgets or models decides those, not the prompt).
 """
 
 import evaluate_responses
@@ -62,8 +63,9 @@ def main() -> None:
         table = comparison.record(results, figures, trust, verdict, run.info.run_id)
         target, beaten, champion_line = comparison.champion_move(verdict, prompts)
         with cli.uninterrupted():  # a kill waits: @champion moves whole, never left on no template or on two
-            if target:  # a clear winner that beat the champion: its version gets the alias
+            if target:  # a clear winner that beat the champion: its version gets the alias, and what it won with
                 mlflow.genai.set_prompt_alias(target[0], alias=comparison.CHAMPION, version=target[1])
+                mlflow.genai.set_prompt_version_tag(*target, comparison.WON_WITH, comparison.won_with(verdict.winner))
             for name in beaten:  # ... and the beaten champion's template (another prompt) loses it
                 mlflow.genai.delete_prompt_alias(name, alias=comparison.CHAMPION)
 

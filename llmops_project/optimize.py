@@ -60,7 +60,9 @@ def main() -> None:
                 ),
                 train_data=optimization.train_rows(train, dataset.expectations_of(exam)),
                 prompt_uris=[prompt.uri],
-                optimizer=optimization.optimizer(args.optimizer, args.reflection_model, len(train)),
+                optimizer=optimization.optimizer(
+                    args.optimizer, args.reflection_model, len(train), prompt, provider.offline_server()
+                ),
                 scorers=trusted,
             )
         optimized = result.optimized_prompts[0]
@@ -85,6 +87,7 @@ def main() -> None:
                 mlflow.genai.delete_prompt_alias(name, alias=comparison.CHAMPION)
             if target:
                 mlflow.genai.set_prompt_alias(target[0], alias=comparison.CHAMPION, version=target[1])
+                mlflow.genai.set_prompt_version_tag(*target, comparison.WON_WITH, comparison.won_with(verdict.winner))
 
     if changed:
         comparison.print_outcome(table, verdict, champion_line)

@@ -59,7 +59,9 @@ def main() -> None:
             traces = generation.traced_answers(generation_run)
         mlflow.set_tag("quiz.reviewed_run_id", generation_run.info.run_id)
 
-        # MLflow's Review page: a Yes/No question per judge (label schemas), the run's answers as a queue
+        # MLflow's Review page: a Yes/No question per judge (label schemas), the run's answers as a queue,
+        # each trace holding its question's guidelines (the Review page's reviewer reads them there)
+        traces = labels.with_expectations(traces, load_expectations())
         schema_ids = labels.ensure_label_schemas(run.info.experiment_id, asked)
         queue = labels.ensure_review_queue(
             run.info.experiment_id, labels.queue_name(generation_run), schema_ids, traces["trace_id"]
@@ -90,7 +92,9 @@ def main() -> None:
                         trace_id=answer.trace_id, name=name, value=value, source=source, rationale=label.comment or None
                     )
                     logged += 1
-        print(f"\n{logged} verdict(s) logged by {reviewer}; {already} answer(s) were reviewed by {reviewer} already")
+        if args.labels.lower() != UI:
+            done_before = f"{already} answer(s) were reviewed by {reviewer} already"
+            print(f"\n{logged} verdict(s) logged by {reviewer}; {done_before}")
         mlflow.log_metrics({"human_verdicts_logged": logged})
 
         # Can we trust the judges? Each one (name and model) against the humans, on the same traces
@@ -107,10 +111,16 @@ def main() -> None:
     labels.print_agreement(table, counted)
     cli.print_ui_hint(run, "the review run; the verdicts are on each trace of the generation run")
     experiment = generation.experiment_name(run)
-    if table.empty:
+    this_run = {"generation_run_id": generation_run.info.run_id}
+    if table.empty and not any(labels.human_verdicts(trace, asked, counted) for trace in reviewed):
+        cli.print_next(
+            "label these answers in the Review page (the link above), then run review again to measure the judges",
+            cli.mlflow_run_command("review", {**this_run, "labels": UI}, experiment),
+        )
+    elif table.empty:
         cli.print_next(
             "let the judges judge these answers too, then review again to compare",
-            cli.mlflow_run_command("evaluate_responses", {"generation_run_id": generation_run.info.run_id}, experiment),
+            cli.mlflow_run_command("evaluate_responses", this_run, experiment),
         )
     else:
         cli.print_next(
@@ -163,7 +173,7 @@ def ask(answer, asked: dict[str, str], done: dict) -> labels.Label | None:
     guidelines = load_expectations().get(answer.question, [])
     print("\n" + "=" * 100)
     print(f"Q{answer.number} ({answer.category}): {answer.question}")
-    print("Criteria: " + " ".join(guidelines))
+    print("Guidelines: " + " ".join(guidelines))
     print("-" * 100)
     print(answer.answer)
     print("-" * 100)

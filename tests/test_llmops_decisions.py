@@ -29,6 +29,7 @@ from tests.llmops import (
     generate_and_judge,
     human_feedback,
     labels,
+    load_expectations,
     load_questions,
     project_questions,
     refused_in_process,
@@ -110,6 +111,16 @@ def test_code_scorers_are_trusted_and_a_judge_only_when_measured_well_enough():
     # Measured with another judge model: not evidence for this one.
     other_model = decision.trusted(SCORERS, measured("correctness", 0.9, 20, model="openai:/gpt-5-mini"))
     assert other_model.set_aside["correctness"] == NEVER_REVIEWED
+
+
+def test_a_kappa_of_exactly_the_threshold_is_trusted():
+    """9 answers: the human says yes once, the judge three times, agreeing on that one. Observed 7/9,
+    chance 51/81: kappa exactly 2/5, which floating-point division made 0.3999999999999998."""
+    human = [True] + [False] * 8
+    judge = [True, True, True] + [False] * 6
+    assert labels.kappa(human, judge) == decision.MIN_KAPPA == 0.4
+    at_threshold = labels.agreement_table({("correctness", "m"): list(zip(human, judge, strict=True))})
+    assert decision.trustworthy(labels.measurement(next(at_threshold.itertuples())))
 
 
 def test_one_reading_of_a_verdict_for_judges_and_humans():
@@ -199,7 +210,7 @@ def test_the_chart_shows_the_decision_and_why_each_judge_was_set_aside():
 
 @pytest.mark.entry_point("llmops_project", "review")
 def test_review_sets_up_the_review_page_once_logs_human_feedback_once_and_measures_the_judges(
-    mlflow_store, llm_server, tmp_path
+    mlflow_store, llm_server, tmp_path, capsys
 ):
     run_id = generate_and_judge(mlflow_store, llm_server, "review-test", 4, unsure=[4])
     questions = [r["Question"] for r in project_questions()[:4]]
@@ -260,6 +271,25 @@ def test_review_sets_up_the_review_page_once_logs_human_feedback_once_and_measur
     assert len(label_schemas.list_label_schemas(experiment_id)) == len(schemas)
     assert [q.queue_id for q in review_queues.list_review_queues(experiment_id=experiment_id)] == [queue.queue_id]
     assert len(review_queues.list_review_queue_items(queue.queue_id)) == 4
+
+    # The Review page shows the request and the answer: the correctness question says where its guidelines are
+    assert schemas["correctness"].instruction == " ".join(
+        [labels.QUESTIONS["correctness"], labels.IN_THE_REVIEW_PAGE["correctness"]]
+    )
+    guidelines = [a for a in mlflow.get_trace(answers["trace_id"][0]).info.assessments if a.name == "guidelines"]
+    assert [a.expectation.value for a in guidelines] == [load_expectations()[questions[0]]]
+    # A question deleted in the UI and set up again: the same queue asks the new one, about the same answers
+    label_schemas.delete_label_schema(schema_id=schemas["english"].schema_id)
+    asked = {name: labels.QUESTIONS[name] for name in JUDGES}
+    ids = labels.ensure_label_schemas(experiment_id, asked)
+    assert schemas["english"].schema_id not in ids
+    updated = labels.ensure_review_queue(experiment_id, queue.name, ids, answers["trace_id"])
+    assert updated.queue_id == queue.queue_id
+    assert sorted(review_queues.get_review_queue(queue.queue_id).schema_ids) == sorted(ids)
+    items = review_queues.list_review_queue_items(queue.queue_id)
+    assert sorted(i.item_id for i in items) == sorted(answers["trace_id"])
+    assert "asked other questions (one deleted or added since): it now asks these 5" in capsys.readouterr().out
+    assert sum(len(human_feedback(t)) for t in answers["trace_id"]) == 8  # the verdicts given stay
 
 
 def test_review_counts_the_latest_human_verdict_whatever_its_source(mlflow_store, llm_server):
@@ -407,7 +437,9 @@ def test_compare_decides_on_the_code_scorers_when_no_judge_was_reviewed(mlflow_s
     assert set(answers["trace_id"]) <= {t.info.trace_id for t in linked}
     # The winning prompt version gets @champion, explicitly; the next command reviews its answers.
     assert mlflow_store.client.get_prompt_version_by_alias("basic", "champion").version == 1
-    assert "@champion is now basic v1 (was none)" in result.stdout
+    assert "@champion is now basic v1 (was none), which won with gpt-4.1-mini, max_tokens 500" in result.stdout
+    # ... and what it won with, which the alias alone does not say: here the budget decided, not the prompt
+    assert mlflow_store.client.get_prompt_version("basic", 1).tags["quiz.won_with"] == "gpt-4.1-mini, max_tokens 500"
     assert f"generation_run_id={children['basic-gpt-4.1-mini-500-tokens'].info.run_id}" in result.stdout
     assert "-e review" in result.stdout
 

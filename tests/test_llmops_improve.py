@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ import mlflow
 import pandas as pd
 import pytest
 from mlflow.entities import AssessmentError, AssessmentSource, Feedback
+from mlflow.genai.judges import make_judge
 from mlflow.genai.scorers import list_scorers
 
 from devtools.openai_server import REWRITE
@@ -38,6 +40,7 @@ from tests.llmops import (
 
 BASIC_PROMPT = "Be concise but comprehensive."  # text of prompts/basic.txt only
 ALIGNED = "correctness_aligned_to_ada"
+MODEL = "openai:/gpt-4.1-mini"
 
 
 def review(
@@ -203,13 +206,65 @@ def test_align_measures_a_judge_as_review_does_leaving_errored_verdicts_out():
 
 def test_the_printed_agreement_table_fits_the_longest_judge_name_and_names_its_file(capsys):
     """An aligned judge's name (here 33 characters) widens the judge column; align's "Before" table
-    names the artifact that holds it."""
+    names the artifact that holds it, and has no "trusted by compare?" column: compare never uses
+    the judges it measures."""
     name = "correctness_aligned_to_instructor"
     table = labels.agreement_table({(name, "openai:/gpt-4.1-mini"): [(True, True), (False, True)]})
-    labels.print_agreement(table, "instructor", "Before", artifact="judge_alignment.csv")
+    labels.print_agreement(table, "instructor", "Before", artifact="judge_alignment.csv", trusted_column=False)
     _, title, header, row, *_ = capsys.readouterr().out.splitlines()
     assert title == "Before (instructor's latest verdict per answer; judge_alignment.csv on the run):"
     assert header.index("model") == row.index("openai:/") == len(f"  {name} ")
+    assert header.endswith("kappa")
+    assert row.endswith("0.00")
+    labels.print_agreement(table, "instructor")
+    assert capsys.readouterr().out.splitlines()[2].endswith("kappa  trusted by compare?")
+
+
+def test_an_aligned_judge_is_trusted_on_the_measurement_of_its_latest_alignment_only(mlflow_store):
+    """Measured well by one align run: trusted. Aligned again by a run that stopped before measuring
+    it, or that measured nothing (every held-out verdict an error): its newest version is unmeasured,
+    so it is set aside, whatever the older run measured."""
+    judge = make_judge(name=ALIGNED, instructions="Is {{ outputs }} correct?", model=MODEL, feedback_value_type=bool)
+    client = mlflow_store.client
+    experiment_id = client.create_experiment("trust-aligned")
+    well = {"judge": ALIGNED, "judge_model": MODEL, "labelled": 10, "agreement": 0.9, "kappa": 0.8}
+
+    def align_run(started: int, status: str, rows: list[dict]) -> str:
+        tags = {"quiz.step": labels.ALIGNMENT_STEP, labels.REGISTERED_TAG + ALIGNED: MODEL}
+        run_id = client.create_run(experiment_id, start_time=started, tags=tags).info.run_id
+        table = pd.DataFrame(rows, columns=labels.COLUMNS)
+        client.log_text(run_id, table.to_csv(index=False), labels.AGREEMENT_ARTIFACT)
+        client.set_terminated(run_id, status)
+        return run_id
+
+    align_run(1_000, "FINISHED", [well | {"human_yes": 5, "judge_yes": 5}])
+    trust = decision.trusted([judge], labels.measurements(experiment_id))
+    assert (trust.kept, trust.why_kept[ALIGNED]) == ([ALIGNED], "kappa 0.80 on 10 answers")
+
+    for started, status in [(2_000, "FAILED"), (3_000, "FINISHED")]:  # stopped after registering; measured nothing
+        run_id = align_run(started, status, [])
+        trust = decision.trusted([judge], labels.measurements(experiment_id))
+        assert trust.kept == []
+        assert trust.set_aside[ALIGNED] == f"not measured since its latest alignment (run {run_id[:8]})"
+
+
+def test_offline_metaprompt_is_asked_for_a_template_keeping_the_variables_in_their_order():
+    """The reflection answer's shape, sent to the offline server only: {"basic": "<template>"}, the
+    template holding basic's variables in their order (MLflow refuses one that lost a variable)."""
+    [optimization] = examples.load(PROJECT, "quiz.optimization")
+    prompt = SimpleNamespace(name="basic", template=(PROJECT_DIR / "prompts" / "basic.txt").read_text())
+    shape = optimization.reflection_format(prompt)
+    schema = shape["json_schema"]["schema"]
+    assert (schema["required"], schema["additionalProperties"]) == (["basic"], False)
+    template = re.compile(schema["properties"]["basic"]["pattern"])
+    assert template.fullmatch("Category {{category}}: answer {{question}} at level {{weight}} of 4.")
+    assert not template.fullmatch("Answer {{question}} for {{category}} at {{weight}}.")  # another order
+    assert not template.fullmatch("Answer {{question}} at level {{weight}}.")  # a variable lost
+    assert not template.fullmatch('Say "{{category}}" then {{question}} at {{weight}}')  # a quote
+    offline = optimization.optimizer("metaprompt", "openai:/gpt-4.1-mini", 2, prompt, offline=True)
+    assert offline.lm_kwargs["response_format"] == shape
+    online = optimization.optimizer("metaprompt", "openai:/gpt-4.1-mini", 2, prompt)
+    assert "response_format" not in online.lm_kwargs
 
 
 @pytest.mark.entry_point("llmops_project", "optimize")
@@ -230,7 +285,8 @@ def test_optimize_registers_a_tagged_version_and_lets_the_comparison_move_the_ch
     assert run.info.status == "FINISHED"
     new = mlflow_store.client.get_prompt_version("basic", 2)
     assert new.template.endswith(REWRITE)
-    assert {k: v for k, v in new.tags.items() if k.startswith("quiz.")} == {
+    origin = {k: v for k, v in new.tags.items() if k.startswith("quiz.") and k != "quiz.won_with"}  # that one below
+    assert origin == {
         "quiz.optimized_from": "basic v1",
         "quiz.optimizer": "MetaPromptOptimizer",
         "quiz.optimize_run": run.info.run_id,
@@ -243,7 +299,8 @@ def test_optimize_registers_a_tagged_version_and_lets_the_comparison_move_the_ch
     assert children["basic-v2-gpt-4.1-mini"].data.metrics["total_questions"] == 6  # the held-out questions
     assert run.data.tags["decision"] == "winner: basic v2 @ gpt-4.1-mini"
     assert mlflow_store.client.get_prompt_version_by_alias("basic", "champion").version == 2
-    assert "@champion is now basic v2 (was none)" in result.stdout
+    assert "@champion is now basic v2 (was none), which won with gpt-4.1-mini, max_tokens 500" in result.stdout
+    assert mlflow_store.client.get_prompt_version("basic", 2).tags["quiz.won_with"] == "gpt-4.1-mini, max_tokens 500"
 
 
 def test_optimize_says_when_the_optimizer_changed_nothing(mlflow_store, llm_server):

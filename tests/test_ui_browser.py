@@ -32,7 +32,7 @@ from playwright.sync_api import expect
 from docs import ui_tour
 from tests.fixtures_llm import FakeOpenAIServer, point_at
 from tests.harness import REPO_ROOT, run_script
-from tests.llmops import register_prompts_in_process
+from tests.llmops import labels, register_prompts_in_process
 from tests.test_census_project import train_directly
 
 pytestmark = pytest.mark.browser
@@ -288,10 +288,12 @@ def test_the_ui_shows_what_the_examples_logged(logged, browser, tmp_path):
 
 def answer_in_the_review_page(ui, page: str, question: str, answer: str) -> None:
     """Open the review queue (the link review printed), start the review, answer ``question`` of the
-    first answer with ``answer`` (Yes/No) and submit, as a reviewer does."""
+    first answer with ``answer`` (Yes/No) and submit, as a reviewer does. The question says where the
+    page keeps what it needs (correctness: its guidelines, one click away)."""
     ui.page.goto(page)
     ui.page.get_by_role("button", name="Start review").first.click()
     block = ui.page.locator(f"div:has(> span:text-is('{question}'))").first
+    expect(block).to_contain_text(labels.IN_THE_REVIEW_PAGE.get(question, ""))
     block.locator(f"[role=radiogroup] label[title='{answer}']").click()
     ui.page.locator("[data-component-id='mlflow.experiment-review-queue.focused-review.complete']").click()
     expect(ui.page.get_by_text("1 of ", exact=False).first).to_be_visible()  # "1 of N reviewed"
@@ -305,12 +307,17 @@ def test_a_verdict_given_in_the_review_page_counts_in_reviews_agreement(logged, 
     params = {"generation_run_id": run_id, "labels": "ui"}
     before = run_script(store, "llmops_project/review.py", params=params, env=IN_LLM_EXPERIMENT)
     assert before.run.data.metrics["human_verdicts_logged"] == 0
+    assert "verdict(s) logged" not in before.stdout  # labels=ui asks nothing here
+    assert "Next, label these answers in the Review page (the link above), then run review again" in before.stdout
+    assert f"-P generation_run_id={run_id} -P labels=ui" in before.stdout  # review again, not evaluate
     printed = next(line.strip() for line in before.stdout.splitlines() if "/review-queue?" in line)
     assert printed.startswith(f"{PRINTED_UI}/#/experiments/{generation.info.experiment_id}/review-queue?")
 
     checks = UiChecks(browser, logged.url, tmp_path / "screenshots")
     page = printed.replace(PRINTED_UI, logged.url)
-    checks.check("review-page", ui_tour.GENAI, answer_in_the_review_page, page, "correctness", "No")
+    # A fresh browser (workflow None: nothing in its localStorage), as a student's first visit: the
+    # assistant panel opens beside the queue, and the questions stay in reach
+    checks.check("review-page", None, answer_in_the_review_page, page, "correctness", "No")
     assert not checks.failures, "The Review page did not take the answer:\n" + "\n".join(checks.failures)
 
     given = [

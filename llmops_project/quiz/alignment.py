@@ -40,7 +40,6 @@ import random
 import re
 from dataclasses import dataclass
 
-import mlflow
 import pandas as pd
 
 import cli
@@ -52,6 +51,9 @@ MIN_HELD_OUT = 2  # held-out labelled answers per judge: with fewer, agreement i
 ARTIFACT = "judge_alignment.csv"  # before and after, per judge
 ALIGNED = "_aligned_to_"  # <criterion>_aligned_to_<reviewer>
 EMBEDDING_MODEL = "openai:/text-embedding-3-small"  # MemAlign's default; the offline server answers any name
+# MemAlign's default vector size, passed to it explicitly so that require_embeddings asks the provider
+# exactly what MemAlign will ask (a server that rejects `dimensions` is then one line, not a traceback)
+EMBEDDING_DIM = 512
 SIMBA_BUDGET = {"max_steps": 2, "num_candidates": 2}  # DSPy's defaults (8, 6): 1,124 requests for 12 answers
 GEPA_CALLS_PER_ANSWER = 4  # MLflow's default budget for GEPA: 4 judge calls per labelled answer
 
@@ -153,21 +155,6 @@ def reviewer_only(trace, criterion: str, reviewer: str | None):
     return kept
 
 
-def with_expectations(answers: pd.DataFrame, expectations: dict) -> pd.DataFrame:
-    """The answers, each trace holding its question's correctness guidelines: logged where missing
-    (as evaluate_responses does), so that a judge of ``{{ expectations }}`` finds them."""
-    missing = [
-        row
-        for row in answers.itertuples()
-        if not any(a.expectation is not None and a.name == "guidelines" for a in row.trace.info.assessments)
-    ]
-    for row in missing:
-        mlflow.log_expectation(trace_id=row.trace_id, name="guidelines", value=expectations[row.question])
-    if not missing:
-        return answers
-    return answers.assign(trace=[mlflow.get_trace(trace_id) for trace_id in answers["trace_id"]])
-
-
 def reviewers(table: pd.DataFrame, criterion: str) -> str:
     """Who labelled these answers on ``criterion``: their names joined by _, for the aligned judge's name."""
     names = {a.source.source_id for t in table["trace"] for a in labels.human_feedback(t) if a.name == criterion}
@@ -184,7 +171,8 @@ def require_extra(what: str = "aligning a judge", module: str = "dspy") -> None:
     if importlib.util.find_spec(module) is None:
         raise cli.UserError(
             f"{what} needs {module}, of the optional extra {EXTRA} (dspy, litellm, gepa), which is not installed. "
-            f"Install it: make align-install (from the repository root), or pip install -r {EXTRA}"
+            f"Install it: make align-install (from the repository root), or pip install -r {EXTRA}; then run "
+            "mlflow run with --env-manager=local (an environment MLflow builds has python_env.yaml's packages only)"
         )
 
 
@@ -196,7 +184,9 @@ def require_embeddings(embedding_model: str) -> None:
     if provider_name != "openai":
         return  # another provider: MLflow and litellm reach it their own way
     try:
-        provider.openai_client().embeddings.create(model=model, input=["What is software engineering?"])
+        provider.openai_client().embeddings.create(
+            model=model, input=["What is software engineering?"], dimensions=EMBEDDING_DIM
+        )
     except Exception as problem:  # any answer but vectors: the provider cannot serve MemAlign
         said = str(problem).splitlines()[0][:200]
         raise cli.UserError(
@@ -211,7 +201,9 @@ def optimizer(name: str, model: str, embedding_model: str, labelled_answers: int
     from mlflow.genai.judges import optimizers
 
     if name == "memalign":
-        return optimizers.MemAlignOptimizer(reflection_lm=model, embedding_model=embedding_model)
+        return optimizers.MemAlignOptimizer(
+            reflection_lm=model, embedding_model=embedding_model, embedding_dim=EMBEDDING_DIM
+        )
     if name == "simba":
         return optimizers.SIMBAAlignmentOptimizer(
             model=model, batch_size=min(10, labelled_answers), simba_kwargs=SIMBA_BUDGET

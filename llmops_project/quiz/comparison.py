@@ -20,6 +20,9 @@ from quiz.evaluation import evaluation_data, judge_counts, per_question
 from quiz.questions import Question
 
 CHAMPION = "champion"  # prompt alias of the template version that won a comparison against the former champion
+# Prompt version tag: the model and token budget the version won with. @champion names a prompt
+# version only; when the candidates differed in model or budget, those were part of what won.
+WON_WITH = "quiz.won_with"
 BRIEF = ["template", "version", "model", "max_tokens", "overall_score", "enough_words/mean", "total_tokens"]
 BRIEF += ["latency_p95_seconds", "failed_questions", "judge_errors"]  # printed; comparison.csv has every column
 SHOWN = ["total_tokens", "cost_usd", "latency_p50_seconds", "latency_p95_seconds"]
@@ -196,9 +199,10 @@ def champion_move(verdict, prompts: list) -> tuple[tuple[str, int] | None, list[
     """Where @champion goes after the decision ``verdict`` among the versions ``prompts``: (prompt
     name, version) to point it at, or None to leave it; the other templates it leaves; and the line
     to print. It moves only to a clear winner, and only when the current champion (if any) was among
-    the candidates the winner beat: a champion never compared stays. Each template is a prompt of its
-    own, with its own aliases: within the winner's prompt, ``set_prompt_alias`` moves the alias (it
-    replaces the one there), but another template's @champion must be deleted."""
+    the candidates the winner beat: a champion never compared stays (one that won again is pointed at
+    once more, for its ``WON_WITH`` tag). Each template is a prompt of its own, with its own aliases:
+    within the winner's prompt, ``set_prompt_alias`` moves the alias (it replaces the one there), but
+    another template's @champion must be deleted."""
     winner = verdict.winner
     if winner is None:
         return None, [], f"@{CHAMPION} unchanged (no clear winner)"
@@ -209,8 +213,9 @@ def champion_move(verdict, prompts: list) -> tuple[tuple[str, int] | None, list[
         if (found := mlflow.genai.load_prompt(f"prompts:/{name}@{CHAMPION}", allow_missing=True, cache_ttl_seconds=0))
     }
     for name, found in current.items():
-        if name == winner.template and int(found.version) == winner.version:
-            return None, [], f"@{CHAMPION} stays {name} v{found.version} (it won again)"
+        if name == winner.template and int(found.version) == winner.version:  # the alias stays; WON_WITH is renewed
+            again = f"@{CHAMPION} stays {name} v{found.version} (it won again, with {won_with(winner)})"
+            return (name, winner.version), [], again
         if f"{name} v{found.version}" not in compared:
             return (
                 None,
@@ -222,8 +227,13 @@ def champion_move(verdict, prompts: list) -> tuple[tuple[str, int] | None, list[
     return (
         (winner.template, winner.version),
         [name for name in current if name != winner.template],
-        f"@{CHAMPION} is now {winner.template} v{winner.version} (was {was})",
+        f"@{CHAMPION} is now {winner.template} v{winner.version} (was {was}), which won with {won_with(winner)}",
     )
+
+
+def won_with(winner: decision.Candidate) -> str:
+    """The model and token budget a winning prompt version won with (its ``WON_WITH`` tag)."""
+    return f"{winner.model}, max_tokens {winner.max_tokens}" if winner.max_tokens else winner.model
 
 
 def log_trust(trust: decision.Trust) -> None:

@@ -18,7 +18,9 @@ The evidence: every candidate is scored by the same scorers, but not every score
   kappa against the human labels), recorded the same way (``judge_agreement.csv`` on the align
   run), so the same thresholds apply. Measured on the answers it learnt from, any judge would look
   better than it is; and no review can measure it directly, because the reviewers' labels carry
-  the criterion's name, not the aligned judge's. Not aligned, not measured: advisory.
+  the criterion's name, not the aligned judge's. Not aligned, not measured: advisory. Aligned again
+  and not yet measured (the align run stopped before measuring it): advisory too, whatever an
+  older version of it measured.
 
 The rule, on the trusted scorers only. With a handful of questions, a higher average can be luck.
 So a candidate wins only when:
@@ -140,6 +142,9 @@ def trusted(scorers, measurements: dict[tuple[str, str], Measurement]) -> Trust:
         measured = measurements.get((scorer.name, judge_model(scorer)))
         if measured is None:
             trust.set_aside[scorer.name] = "never reviewed (advisory until a review measures it)"
+            continue
+        if measured.labelled == 0:  # an aligned judge whose latest alignment did not measure it
+            trust.set_aside[scorer.name] = f"not measured since its latest alignment (run {measured.run_id[:8]})"
             continue
         kappa = "n/a" if measured.kappa is None else f"{measured.kappa:.2f}"
         found = f"kappa {kappa} on {measured.labelled} answers"

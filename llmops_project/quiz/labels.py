@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import mlflow
@@ -39,16 +40,39 @@ from quiz.decision import Measurement, is_judge, passed
 
 # What a reviewer is asked, per judge of the talk; another judge is asked about its own guidelines.
 QUESTIONS = {
-    "correctness": "Is it correct, by the question's criteria (shown above)?",
+    "correctness": "Is it correct, by the question's guidelines?",
     "relevance_to_query": "Does it answer the question asked?",
     "software_engineering_related": "Does it put the question in the context of software engineering?",
     "reference_to_definition": "Does it reference or quote relevant definitions?",
     "english": "Is it in English?",
 }
+# Where the Review page keeps what a question needs: it shows the request and the answer only, and a
+# question's correctness guidelines are the trace's expectation "guidelines" (evaluate_responses logs
+# it, and review where it is missing), one click away.
+IN_THE_REVIEW_PAGE = {"correctness": "(Its guidelines: View full trace, Assess, the expectation 'guidelines'.)"}
 YES, NO = decision.PASS_WORDS, decision.FAIL_WORDS  # a verdict in a labels file or the terminal, read as passed() does
 REVIEW_STEP = "review"  # the quiz.step tag of review runs (generation.STEP_TAG)
 ALIGNMENT_STEP = "alignment"  # ... and of align runs, which measure the judges they align on held-out answers
+# The tag an align run sets, before registering an aligned judge, to the judge's model: until that run
+# has measured it, the judge's newest version is unmeasured, whatever older runs measured
+REGISTERED_TAG = "quiz.registered."
 AGREEMENT_ARTIFACT = "judge_agreement.csv"
+
+
+def with_expectations(answers: pd.DataFrame, expectations: dict) -> pd.DataFrame:
+    """The answers, each trace holding its question's correctness guidelines: logged where missing
+    (as evaluate_responses does), so that a reviewer in the Review page and a judge of
+    ``{{ expectations }}`` find them."""
+    missing = [
+        row
+        for row in answers.itertuples()
+        if not any(a.expectation is not None and a.name == "guidelines" for a in row.trace.info.assessments)
+    ]
+    for row in missing:
+        mlflow.log_expectation(trace_id=row.trace_id, name="guidelines", value=expectations[row.question])
+    if not missing:
+        return answers
+    return answers.assign(trace=[mlflow.get_trace(trace_id) for trace_id in answers["trace_id"]])
 
 
 def criteria(scorers) -> dict[str, str]:
@@ -167,12 +191,13 @@ def pairs(traces, names, reviewer: str | None = None) -> dict[tuple[str, str], l
 
 def kappa(human: list[bool], judge: list[bool]) -> float | None:
     """Cohen's kappa of two raters on the same items (None when chance agreement is 1: both
-    raters always said the same one thing, so agreement beyond chance is undefined)."""
+    raters always said the same one thing, so agreement beyond chance is undefined). Computed in
+    fractions: a kappa of exactly 2/5 is 0.4, at the trust threshold, not 0.3999999999999998."""
     n = len(human)
-    observed = sum(h == j for h, j in zip(human, judge, strict=True)) / n
-    yes_h, yes_j = sum(human) / n, sum(judge) / n
+    observed = Fraction(sum(h == j for h, j in zip(human, judge, strict=True)), n)
+    yes_h, yes_j = Fraction(sum(human), n), Fraction(sum(judge), n)
     chance = yes_h * yes_j + (1 - yes_h) * (1 - yes_j)
-    return None if chance == 1 else (observed - chance) / (1 - chance)
+    return None if chance == 1 else float((observed - chance) / (1 - chance))
 
 
 COLUMNS = ["judge", "judge_model", "labelled", "agreement", "kappa", "human_yes", "judge_yes"]
@@ -202,29 +227,39 @@ def agreement_table(pairs: dict[tuple[str, str], list[tuple[bool, bool]]], order
 
 def measurements(experiment_id: str) -> dict[tuple[str, str], Measurement]:
     """The latest measurement of each (judge, judge model) in the experiment: from the
-    judge_agreement.csv of the review runs and of the align runs (an aligned judge, on its held-out
-    answers), newest run first (what ``compare`` trusts or sets aside)."""
+    judge_agreement.csv of the finished review runs and align runs (an aligned judge, on its held-out
+    answers), newest run first (what ``compare`` trusts or sets aside). An aligned judge registered
+    by an align run that did not measure it (stopped, failed, or every held-out verdict an error)
+    counts as measured on 0 answers: its newest version is not the one older runs measured."""
     runs = [
         run
-        for step in (REVIEW_STEP, ALIGNMENT_STEP)
-        for run in mlflow.search_runs(
-            [experiment_id], f"tags.`quiz.step` = '{step}' and attributes.status = 'FINISHED'", output_format="list"
-        )
+        for step, finished in ((REVIEW_STEP, " and attributes.status = 'FINISHED'"), (ALIGNMENT_STEP, ""))
+        for run in mlflow.search_runs([experiment_id], f"tags.`quiz.step` = '{step}'{finished}", output_format="list")
     ]
     runs.sort(key=lambda run: run.info.start_time, reverse=True)
     found: dict[tuple[str, str], Measurement] = {}
     for run in runs:
-        try:
-            text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{AGREEMENT_ARTIFACT}")
-        except Exception:  # a review that measured nothing logs an empty table; an old one may have none
-            continue
-        table = pd.read_csv(io.StringIO(text))
-        if "judge_model" not in table:
-            continue  # written before judges were told apart by model: not evidence for any model
-        for row in table.itertuples():
+        for row in _agreement_rows(run):
             if (row.judge, row.judge_model) not in found:
                 found[(row.judge, row.judge_model)] = measurement(row, run.info.run_id)
+        for tag, model in run.data.tags.items():
+            if tag.startswith(REGISTERED_TAG) and (tag.removeprefix(REGISTERED_TAG), model) not in found:
+                name = tag.removeprefix(REGISTERED_TAG)
+                found[(name, model)] = Measurement(name, model, 0, 0.0, None, run.info.run_id)
     return found
+
+
+def _agreement_rows(run) -> list:
+    """The rows of a finished run's judge_agreement.csv (none for an unfinished run, an empty table, or
+    a table written before judges were told apart by model: not evidence for any model)."""
+    if run.info.status != "FINISHED":
+        return []
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run.info.run_id}/{AGREEMENT_ARTIFACT}")
+    except Exception:  # a review that measured nothing logs an empty table; an old one may have none
+        return []
+    table = pd.read_csv(io.StringIO(text))
+    return list(table.itertuples()) if "judge_model" in table else []
 
 
 def measurement(row, run_id: str = "") -> Measurement:
@@ -238,21 +273,24 @@ def print_agreement(
     counted: str | None,
     title: str = "Judges against the humans",
     artifact: str = AGREEMENT_ARTIFACT,
+    trusted_column: bool = True,
 ) -> None:
     """The agreement table as review prints it (align prints its before/after with the same words),
-    and which artifact of the run holds it."""
+    and which artifact of the run holds it. ``trusted_column``: whether compare would trust each
+    judge so measured (not for align's "before": compare never uses those re-stated judges)."""
     if table.empty:
         print("\nNo answer has both a human verdict and a judge's yet: nothing to compare.")
         return
     whose = f"{counted}'s latest verdict" if counted else "the latest human verdict, by anyone,"
     print(f"\n{title} ({whose} per answer; {artifact} on the run):")
     width = max(30, *(len(name) for name in table["judge"]))  # an aligned judge's name may be longer
-    print(f"  {'judge':{width}s} {'model':22s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}  trusted by compare?")
+    trust = "  trusted by compare?" if trusted_column else ""
+    print(f"  {'judge':{width}s} {'model':22s} {'labelled':>8s} {'agreement':>9s} {'kappa':>6s}{trust}")
     for row in table.itertuples():
         kappa = "n/a" if row.kappa is None or pd.isna(row.kappa) else f"{row.kappa:.2f}"
-        trusted = "yes" if decision.trustworthy(measurement(row)) else "no"
+        trusted = ("  yes" if decision.trustworthy(measurement(row)) else "  no") if trusted_column else ""
         figures = f"{row.labelled:8d} {row.agreement:9.2f} {kappa:>6s}"
-        print(f"  {row.judge:{width}s} {row.judge_model:22s} {figures}  {trusted}")
+        print(f"  {row.judge:{width}s} {row.judge_model:22s} {figures}{trusted}")
     print(
         "kappa: 1 = agrees as well as possible, 0 = no better than chance; n/a = everyone said the same. "
         f"compare trusts a judge at kappa >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED} answers."
@@ -263,13 +301,15 @@ def print_agreement(
 
 
 def ensure_label_schemas(experiment_id: str, asked: dict[str, str]) -> list[str]:
-    """One label schema per criterion in the experiment (its name, its question as the instruction, a
-    Yes/No input), created once: an existing one is kept, its question brought up to date. The ids,
-    in the order of ``asked``. (The Review page lists schemas newest first: created in reverse.)"""
+    """One label schema per criterion in the experiment (its name, its question as the instruction,
+    with where the page keeps what it needs: ``IN_THE_REVIEW_PAGE``; a Yes/No input), created once:
+    an existing one is kept, its question brought up to date. The ids, in the order of ``asked``.
+    (The Review page lists schemas newest first: created in reverse.)"""
     from mlflow.genai import label_schemas
 
     ids = {}
-    for name, question in reversed(asked.items()):
+    for name, asked_here in reversed(asked.items()):
+        question = " ".join(filter(None, [asked_here, IN_THE_REVIEW_PAGE.get(name)]))
         try:
             schema = label_schemas.get_label_schema(name, experiment_id=experiment_id)
         except MlflowException as missing:
@@ -295,7 +335,7 @@ def ensure_label_schemas(experiment_id: str, asked: dict[str, str]) -> list[str]
 
 def ensure_review_queue(experiment_id: str, name: str, schema_ids: list[str], trace_ids: list[str]):
     """The review queue ``name`` asking those schemas about those traces, created once (adding the
-    same traces again adds nothing)."""
+    same traces again adds nothing); an existing queue that asks other questions is set to ask these."""
     from mlflow.genai import review_queues
 
     try:
@@ -306,7 +346,30 @@ def ensure_review_queue(experiment_id: str, name: str, schema_ids: list[str], tr
         queue = review_queues.create_review_queue(
             name, queue_type="custom", schema_ids=schema_ids, experiment_id=experiment_id
         )
+    else:
+        if set(queue.schema_ids) != set(schema_ids):  # a question deleted and created again, or a judge added
+            queue = _ask_anew(queue, schema_ids)
     review_queues.add_items_to_review_queue(queue.queue_id, item_ids=list(trace_ids))
+    return queue
+
+
+def _ask_anew(queue, schema_ids: list[str]):
+    """The queue, asking ``schema_ids`` instead of the questions it was set up with. MLflow locks a
+    queue's questions once it holds items ("Remove the items before changing its questions"): its
+    items are taken out, the questions changed, and the items put back, to review again. The
+    verdicts already given are assessments on the traces: they stay, and review counts them."""
+    from mlflow.genai import review_queues
+
+    items = [item.item_id for item in review_queues.list_review_queue_items(queue.queue_id, max_results=1000)]
+    if items:
+        review_queues.remove_items_from_review_queue(queue.queue_id, item_ids=items)
+    queue = review_queues.update_review_queue(queue.queue_id, schema_ids=schema_ids)
+    if items:
+        review_queues.add_items_to_review_queue(queue.queue_id, item_ids=items)
+    print(
+        f"The review queue {queue.name!r} asked other questions (one deleted or added since): it now asks "
+        f"these {len(schema_ids)}, its answers are to review again (verdicts given stay on the traces)"
+    )
     return queue
 
 

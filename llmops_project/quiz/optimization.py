@@ -18,6 +18,7 @@ same template. ``changed`` tells, and ``optimize`` says so.
 from __future__ import annotations
 
 import random
+import re
 
 import mlflow
 
@@ -29,6 +30,7 @@ OPTIMIZERS = ("metaprompt", "gepa")
 CHAMPION = comparison.CHAMPION  # -P template=champion: the template whose version holds @champion
 GEPA_CALLS_PER_QUESTION = 4  # GEPA's budget: predict_fn calls per train question
 REFLECTION_TOKENS = 1024  # the reflection answer is one template: plenty, and it fits a small local model
+REFLECTION_TEXT_CHARS = 160  # offline, per stretch of text between a template's variables (reflection_format)
 MIN_TRAIN, MIN_HELD_OUT = 1, 2  # questions
 
 
@@ -89,7 +91,9 @@ def predict_fn(client, system, prompt, model: str, temperature: float, max_token
     return predict
 
 
-def optimizer(name: str, reflection_model: str, train_questions: int):
+def optimizer(name: str, reflection_model: str, train_questions: int, prompt, offline: bool = False):
+    """The prompt optimizer ``name`` for ``prompt``. ``offline``: the reflection model is the offline
+    server's, which MetaPromptOptimizer also asks for its answer's exact shape (``reflection_format``)."""
     if name == "gepa":
         from mlflow.genai.optimize.optimizers import GepaPromptOptimizer
 
@@ -98,9 +102,32 @@ def optimizer(name: str, reflection_model: str, train_questions: int):
         )
     from mlflow.genai.optimize.optimizers import MetaPromptOptimizer
 
-    return MetaPromptOptimizer(
-        reflection_model=reflection_model, lm_kwargs={"max_completion_tokens": REFLECTION_TOKENS}
-    )
+    asked = {"max_completion_tokens": REFLECTION_TOKENS}
+    if offline:
+        asked["response_format"] = reflection_format(prompt)
+    return MetaPromptOptimizer(reflection_model=reflection_model, lm_kwargs=asked)
+
+
+def reflection_format(prompt) -> dict:
+    """Structured output for MetaPromptOptimizer's reflection answer: the JSON it parses,
+    ``{"<prompt name>": "<new template>"}``, the template keeping the prompt's variables in their
+    order (MLflow refuses a template that lost one) with at most ``REFLECTION_TEXT_CHARS`` characters
+    of one-line text around each (no braces, quotes, backslashes or control characters).
+
+    Sent to the offline server only. Asked for plain JSON (MLflow's JSON mode), its 135M model nests
+    objects where the template is due, and MetaPromptOptimizer returns the prompt unchanged: with
+    this, it writes a template, and the comparison after it judges that template. OpenAI's models
+    answer the plain JSON mode as asked, and this schema was not tried against OpenAI here."""
+    text = r'[^{}"\\\x00-\x1f]' + f"{{0,{REFLECTION_TEXT_CHARS}}}"
+    variables = re.findall(r"\{\{\s*(\w+)\s*\}\}", prompt.template)
+    pattern = "^" + text + "".join(r"\{\{" + variable + r"\}\}" + text for variable in variables) + "$"
+    schema = {
+        "type": "object",
+        "properties": {prompt.name: {"type": "string", "pattern": pattern}},
+        "required": [prompt.name],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "improved_prompts", "strict": True, "schema": schema}}
 
 
 def changed(old, new) -> bool:

@@ -67,6 +67,12 @@ def crashed() -> str | None:
     return running.crash_report(os.environ.get("OPENAI_BASE_URL")) if running else None
 
 
+def offline_server() -> bool:
+    """Whether OPENAI_BASE_URL is the offline model server of local_llm/ (serve.py's note says so)."""
+    running = _running()
+    return bool(running and running.server_note(os.environ.get("OPENAI_BASE_URL")))
+
+
 @functools.cache
 def _running():
     """local_llm/llm_server/running.py, or None when this folder was copied without its local_llm/
