@@ -222,6 +222,18 @@ STEPS = [
         llm=True,
     ),
     Step(
+        "LLMOps with MLflow: select the best prompt by evaluation, on evidence you trust (compare)",
+        "llmops_project",
+        "mlflow run -e compare --env-manager=local --experiment-name {answers} . "
+        "-P templates=basic -P max_tokens=8,500 -P max_questions=6",
+        "the comparison run: which scorers it trusted and which judges it set aside (and why), "
+        "comparison.csv, comparison.png and the decision tag; its child runs are the candidates; "
+        "Prompts > basic: @champion, and the tag quiz.won_with (the budget that won)",
+        run_page,
+        name="compare",
+        llm=True,
+    ),
+    Step(
         "LLMOps with MLflow: teach a judge the reviewer's verdicts, measure it on held-out answers (align)",
         "llmops_project",
         "mlflow run -e align --env-manager=local --experiment-name {answers} . "
@@ -234,24 +246,14 @@ STEPS = [
         needs="dspy",
     ),
     Step(
-        "LLMOps with MLflow: select the best prompt by evaluation, on evidence you trust (compare)",
-        "llmops_project",
-        "mlflow run -e compare --env-manager=local --experiment-name {answers} . "
-        "-P templates=basic -P max_tokens=8,500 -P max_questions=6{aligned_judges}",
-        "the comparison run: which scorers it trusted and which judges it set aside (and why: the aligned one too), "
-        "comparison.csv, comparison.png and the decision tag; its child runs are the candidates; "
-        "Prompts > basic: @champion, and the tag quiz.won_with (the budget that won)",
-        run_page,
-        name="compare",
-        llm=True,
-    ),
-    Step(
         "LLMOps with MLflow: let MLflow rewrite the champion prompt, then compare on held-out questions (optimize)",
         "llmops_project",
-        "mlflow run -e optimize --env-manager=local --experiment-name {answers} . -P max_questions=8 -P held_out=0.75",
+        "mlflow run -e optimize --env-manager=local --experiment-name {answers} . -P max_questions=8 -P held_out=0.75"
+        "{aligned_judges}",
         "Prompts > basic: the new version, tagged quiz.optimized_from, quiz.optimizer and quiz.template_changed "
-        "(offline, a 135M model's rewrite: read it before trusting it); the optimize run: its optimization "
-        "child run, the two candidates on the held-out questions, and its decision tag",
+        "(offline, a 135M model's rewrite: read it before trusting it); the optimize run: the evidence it "
+        "trusted (the aligned judge weighed by the same rule), its optimization child run, the two candidates "
+        "on the held-out questions, and its decision tag",
         lambda walk, shown: walk.page("prompts/basic"),
         name="optimize",
         llm=True,

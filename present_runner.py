@@ -70,7 +70,7 @@ class WalkError(Exception):
 # --- the table's vocabulary ----------------------------------------------------------------------
 
 
-# {aligned_judges} in a step's command, when the walk aligns a judge: compare weighs the aligned judge
+# {aligned_judges} in a step's command, when the walk aligns a judge: optimize weighs the aligned judge
 # in place of the talk's one, by the same trust rule (quiz/decision.py)
 ALIGNED_JUDGES = " -P judges=aligned"
 

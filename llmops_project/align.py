@@ -96,11 +96,9 @@ def main() -> None:
     labels.print_agreement(aligned_judges, reviewer, "After: the aligned judges, as registered, on the same answers")
     cli.print_ui_hint(run, "the align run; the aligned judges are on the experiment's Judges page")
     cli.print_next(
-        "compare prompt templates with the aligned judges (trusted only if measured well enough)",
+        "let MLflow rewrite the champion prompt, the aligned judges weighed like any (trusted only if measured well)",
         cli.mlflow_run_command(
-            "compare",
-            {"templates": "basic", "max_tokens": "8,500", "max_questions": 6, "judges": "aligned"},
-            generation.experiment_name(run),
+            "optimize", {"max_questions": 8, "held_out": 0.75, "judges": "aligned"}, generation.experiment_name(run)
         ),
     )
 

@@ -122,8 +122,8 @@ def test_align_registers_an_aligned_judge_measured_before_and_after_and_compare_
     assert "Labelled answers split by question (seed 42, 50% held out):" in result.stdout
     assert "Before: the judges, not aligned, on the held-out answers" in result.stdout
     assert "trusted by compare?" in result.stdout
-    assert "--experiment-name align-test . -P templates=basic -P max_tokens=8,500" in result.stdout
-    assert "-P judges=aligned" in result.stdout
+    assert "-e optimize --env-manager=local --experiment-name align-test . -P max_questions=8" in result.stdout
+    assert "-P held_out=0.75 -P judges=aligned" in result.stdout
 
     # Registered in the experiment (UI: Judges), under a name saying it is aligned and to whom
     assert [s.name for s in list_scorers(experiment_id=run.info.experiment_id)] == [ALIGNED]
@@ -331,6 +331,25 @@ def test_optimize_with_gepa_registers_a_version_tagged_with_it(mlflow_store, llm
     tags = mlflow_store.client.get_prompt_version("basic", 2).tags
     assert (tags["quiz.optimizer"], tags["quiz.template_changed"]) == ("GepaPromptOptimizer", "false")
     assert "-P optimizer=metaprompt -P max_questions=8" in result.stdout  # what to try next
+
+
+@needs_align_extra
+def test_align_with_gepa_registers_and_measures_the_judge_it_rewrote(mlflow_store, llm_server, tmp_path):
+    """GEPA, named: it needs 10 labelled answers to learn from (here 10 of 13, -P held_out=0.2). The
+    judge it rewrites is registered, loaded back and measured on the 3 held out, as MemAlign's is."""
+    run_id = generate_and_judge(mlflow_store, llm_server, "align-gepa", 13, unsure=[3, 6])
+    review(mlflow_store, "align-gepa", run_id, tmp_path, {n: "no" if n in (2, 3, 6) else "yes" for n in range(1, 14)})
+    options = ("--judges", "correctness", "--reviewer", "ada", "--optimizer", "gepa", "--held-out", "0.2")
+    run = run_script(mlflow_store, f"{PROJECT}/align.py", *options, env={"MLFLOW_EXPERIMENT_NAME": "align-gepa"}).run
+    assert run.info.status == "FINISHED"
+    metrics = run.data.metrics
+    assert (metrics["correctness/aligned_on"], metrics["correctness/held_out"]) == (10, 3)
+    assert [s.name for s in list_scorers(experiment_id=run.info.experiment_id)] == [ALIGNED]
+    table = artifact_table(run, "judge_alignment.csv")
+    assert table["judge"].tolist() == ["correctness", ALIGNED]
+    assert set(table["labelled"]) == {3}
+    assert set(table["optimizer"]) == {"gepa"}
+    assert labels.measurements(run.info.experiment_id)[(ALIGNED, MODEL)].run_id == run.info.run_id
 
 
 @needs_align_extra

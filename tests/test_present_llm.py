@@ -42,32 +42,34 @@ def test_the_llm_half_runs_every_step_against_the_provider_the_environment_gives
     assert {"compare", "evaluate", "review-instructor", "optimize-champion"} <= {r.info.run_name for r in runs}
     assert module_store.client.get_prompt_version_by_alias("basic", "production")
     # review measured the judges first (8 labelled answers; the test server's judges, saying yes to all, no
-    # better than chance); align taught correctness the instructor's labels (MemAlign, through the
-    # provider's embeddings) and registered it, when its optional extra is installed (make demo and make
-    # test-all install it); then compare, with that aligned judge in place of correctness, set it aside
-    # too (measured on 4 held-out answers) and decided on the code scorers: the 8-token budget cuts
+    # better than chance); compare set them aside and decided on the code scorers: the 8-token budget cuts
     # every answer short of enough_words' 10 words.
     [compare] = [r for r in runs if r.info.run_name == "compare"]
+    assert compare.data.params["judges"] == "talk"
+    assert compare.data.tags["set_aside.correctness"].startswith("kappa ")  # measured by the walk's review
+    assert compare.data.tags["decision"] == "winner: basic @ gpt-4.1-mini (500 tokens)"
+    assert compare.data.params["trusted_scorers"] == "enough_words not_too_many_words"
+    # align taught correctness the instructor's labels (MemAlign, through the provider's embeddings) and
+    # registered it, when its optional extra is installed (make demo and make test-all install it); then
+    # optimize, with that aligned judge in place of correctness, set it aside too (measured on 4
+    # held-out answers).
+    [optimize] = [r for r in runs if r.info.run_name == "optimize-champion"]
     if importlib.util.find_spec("dspy") is not None:
         [align] = [r for r in runs if r.info.run_name == "align-instructor"]
         assert {"correctness/before_agreement", "correctness/after_agreement"} <= set(align.data.metrics)
         aligned = list_scorers(experiment_id=align.info.experiment_id)
         assert [s.name for s in aligned] == ["correctness_aligned_to_instructor"]
         assert llm.embedding_requests
-        assert compare.data.params["judges"] == "aligned"
-        assert compare.data.tags["set_aside.correctness_aligned_to_instructor"].startswith("kappa ")
-        assert compare.data.tags["set_aside.correctness_aligned_to_instructor"].endswith(
+        assert optimize.data.params["judges"] == "aligned"
+        assert optimize.data.tags["set_aside.correctness_aligned_to_instructor"].startswith("kappa ")
+        assert optimize.data.tags["set_aside.correctness_aligned_to_instructor"].endswith(
             " on 4 answers (needs >= 0.4 on >= 8)"
         )
     else:
         assert "it needs dspy, of an optional extra not installed here: make align-install" in done.stdout
-        assert compare.data.params["judges"] == "talk"
-        assert compare.data.tags["set_aside.correctness"].startswith("kappa ")  # measured by the walk's review
-    assert compare.data.tags["decision"] == "winner: basic @ gpt-4.1-mini (500 tokens)"
-    assert compare.data.params["trusted_scorers"] == "enough_words not_too_many_words"
+        assert optimize.data.params["judges"] == "talk"
     # optimize rewrote basic v1 (the champion) into v2, tagged, and compared the two on held-out
     # questions: the test server answers both alike, so no clear winner, and @champion stays.
-    [optimize] = [r for r in runs if r.info.run_name == "optimize-champion"]
     assert module_store.client.get_prompt_version("basic", 2).tags["quiz.optimized_from"] == "basic v1"
     assert optimize.data.tags["decision"] == "no clear winner"
     assert module_store.client.get_prompt_version_by_alias("basic", "champion").version == 1
