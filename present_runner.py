@@ -16,6 +16,7 @@ issue 29; a walk moves those it finds into the file).
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import json
 import os
@@ -412,7 +413,9 @@ def run_command(command: str, folder: str, env: dict) -> tuple[int, str]:
             sys.stdout.flush()
             lines.append(line)
         return process.wait(), "".join(lines)
-    except KeyboardInterrupt:  # Ctrl-C reached the command too: let it end its run, then go
+    except KeyboardInterrupt as interruption:  # Ctrl-C reached the command too: let it end its run, then go
+        if isinstance(interruption, Interrupted):  # a kill or a hang-up may have reached the walk alone
+            process.send_signal(interruption.signum)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -528,39 +531,57 @@ def offline_provider(port: int) -> dict[str, str]:
 
 def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_port: int | None, links_file) -> None:
     """Run the chosen steps in order (with the UI and the offline model when needed), then stop what
-    was started. Exits non-zero when a step failed or the LLM steps could not run."""
+    was started. Exits non-zero when a step failed or the LLM steps could not run, and when Ctrl-C,
+    SIGTERM or SIGHUP stopped the walk: then with one line saying where to go on from."""
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MLFLOW_RUN_ID", None)
     (REPO_ROOT / ".local-llm").mkdir(exist_ok=True)
     servers = []
-    if ui_port:
-        servers.append(default_store.start_ui(ui_port, background=True))
-    if any(s.llm for _, s in chosen):
-        if env.get("OPENAI_API_KEY"):
-            print(f"LLM steps: OPENAI_API_KEY is set, using {env.get('OPENAI_BASE_URL') or 'OpenAI'}")
-        elif server := start_offline_llm(walk, env):
-            servers.append(server)
-    print(f"Tracking store: {mlflow.get_tracking_uri()}   UI: {walk.ui}")
     skipped, seconds, started = [], {}, time.perf_counter()
+    resume = chosen[0][0]  # the first step not done yet
     try:
-        for number, step in chosen:
-            if step.llm and walk.llm:
-                skipped.append(f"{number}. {step.slide}")
-                continue
-            if step.missing():  # an optional extra make demo installs; by hand, a choice: say so, go on
-                print(
-                    f"\n(Step {number} skipped, {step.slide}: it needs {step.needs}, of an optional extra "
-                    f"not installed here: make align-install, then {retry_command(number)})"
-                )
-                continue
-            step_started = time.perf_counter()
-            show(number, step, walk, env)
-            seconds[number] = time.perf_counter() - step_started  # with --pause, before the Enter
-            if pause and number != chosen[-1][0] and input("[Enter] next step, q to quit: ").strip() == "q":
-                break
+        with interruptions_stop_the_walk():
+            if ui_port:
+                servers.append(default_store.start_ui(ui_port, background=True))
+            if any(s.llm for _, s in chosen):
+                if env.get("OPENAI_API_KEY"):
+                    print(f"LLM steps: OPENAI_API_KEY is set, using {env.get('OPENAI_BASE_URL') or 'OpenAI'}")
+                elif server := start_offline_llm(walk, env):
+                    servers.append(server)
+            print(f"Tracking store: {mlflow.get_tracking_uri()}   UI: {walk.ui}")
+            for number, step in chosen:
+                resume = number
+                if step.llm and walk.llm:
+                    skipped.append(f"{number}. {step.slide}")
+                    continue
+                if step.missing():  # an optional extra make demo installs; by hand, a choice: say so, go on
+                    print(
+                        f"\n(Step {number} skipped, {step.slide}: it needs {step.needs}, of an optional extra "
+                        f"not installed here: make align-install, then {retry_command(number)})"
+                    )
+                    continue
+                step_started = time.perf_counter()
+                show(number, step, walk, env)
+                seconds[number] = time.perf_counter() - step_started  # with --pause, before the Enter
+                resume = number + 1
+                if pause and number != chosen[-1][0] and input("[Enter] next step, q to quit: ").strip() == "q":
+                    break
     except WalkError as problem:
         print(f"\nerror: {problem}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt as interruption:
+        signum = getattr(interruption, "signum", signal.SIGINT)
+        for server in servers:
+            stop(server)
+        go_on = f"Go on with: {walk_command('--from', resume)}" if resume <= len(walk.steps) else "It was done."
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            print(
+                f"\nerror: interrupted ({signal.Signals(signum).name}) at step {resume}; the walk stopped "
+                f"the servers it started. {go_on}",
+                file=sys.stderr,
+                flush=True,
+            )
+        sys.exit(128 + signum)
     finally:
         for server in servers:
             stop(server)
@@ -573,6 +594,38 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
         steps = "\n".join(f"  {s}" for s in skipped)
         print(NOT_RUN.format(reason=walk.llm, steps=steps, fixes=walk.fixes or BUILD_IT), file=sys.stderr)
         sys.exit(1)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (kill) or SIGHUP (the terminal closed) during the walk: stopped as Ctrl-C stops it, so
+    that the servers it started are stopped too (their default action would have left them running)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def interruptions_stop_the_walk():
+    """SIGTERM and SIGHUP raise Interrupted while the block runs (where they exist and are not ignored,
+    as nohup ignores SIGHUP); a second signal, while the walk stops, is ignored."""
+    stopping = []
+
+    def on_signal(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+            raise Interrupted(signum)
+
+    chosen = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    before = {sig: signal.getsignal(sig) for sig in chosen}
+    for sig in chosen:
+        if before[sig] is not signal.SIG_IGN:
+            signal.signal(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 NOT_RUN = """

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -351,6 +352,62 @@ def start_in_background(port, log_path, *options, timeout=60):
             time.sleep(0.25)
     raise LocalLLMError("did not start")
 '''
+
+
+# The same stand-in, whose server answers every chat request and tells its process id.
+ANSWERING_SERVE = FAKE_SERVE.replace(
+    "os.kill(os.getpid(), signal.SIGSEGV)", "self.send_response(200); self.end_headers(); self.wfile.write(b'{}')"
+).replace(
+    "stderr=subprocess.STDOUT)",
+    "stderr=subprocess.STDOUT)\n    Path(__file__).with_name('server.pid').write_text(str(server.pid))",
+)
+# A walk of one long LLM step with that stand-in as its offline model (argv[1]), as present.py walks.
+WALKER = f"""
+import importlib.util, sys
+from pathlib import Path
+sys.path.insert(0, {str(REPO_ROOT)!r})
+import present_runner
+from present_runner import Step, Walk
+present_runner.LOCAL_LLM = Path(sys.argv[1])
+find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a: object() if name == "llama_cpp" else find_spec(name, *a)
+command = 'python -c "import os, time; print(os.getpid(), flush=True); time.sleep(600)"'
+step = Step("A long LLM step", "llmops_project", command, "it", lambda w, s: "", llm=True)
+present_runner.walk_through(Walk([step, step]), [(1, step)], pause=False, ui_port=None, links_file=None)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize(
+    ("signum", "to_the_group"),
+    [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGINT, True)],  # kill; terminal closed; Ctrl-C
+    ids=["SIGTERM to the walk", "SIGHUP to the walk", "SIGINT to the group"],
+)
+def test_a_walk_stopped_by_a_signal_stops_its_offline_server_and_step_and_says_where_to_go_on(
+    tmp_path, signum, to_the_group
+):
+    (tmp_path / "serve.py").write_text(ANSWERING_SERVE)
+    walker = subprocess.Popen(
+        [sys.executable, "-c", WALKER, str(tmp_path / "serve.py")],
+        env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGHUP)],  # a terminal's
+    )
+    lines = iter(walker.stdout.readline, "")
+    step_pid = int(next(line for line in lines if re.fullmatch(r"\d+\n", line)))  # the step runs
+    server_pid = int((tmp_path / "server.pid").read_text())
+    os.killpg(walker.pid, signum) if to_the_group else walker.send_signal(signum)
+    _, err = walker.communicate(timeout=90)
+    assert walker.returncode == 128 + signum, err[-3000:]
+    assert err.splitlines()[-1] == (
+        f"error: interrupted ({signal.Signals(signum).name}) at step 1; the walk stopped the servers it started. "
+        f"Go on with: {VENV_PYTHON} present.py --from 1"
+    )
+    for pid in (server_pid, step_pid):  # neither its offline model server nor the step's command is left
+        assert not present_runner.running.alive(pid) or present_runner.running.zombie(pid)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -178,13 +178,18 @@ def start_in_background(port: int, log_path: Path, *options: str, timeout: float
             stdin=subprocess.DEVNULL,
         )
     deadline = time.monotonic() + timeout
-    while server.poll() is None and time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
-            threading.Thread(target=server.wait, name=f"reaper of serve.py on {port}", daemon=True).start()
-            return server
-        except OSError:
-            time.sleep(0.5)
+    try:
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+                threading.Thread(target=server.wait, name=f"reaper of serve.py on {port}", daemon=True).start()
+                return server
+            except OSError:
+                time.sleep(0.5)
+    except BaseException:  # Ctrl-C or a kill while it starts: it goes too
+        server.kill()
+        server.wait()
+        raise
     problem = f"exited with {server.returncode}" if server.poll() is not None else f"did not answer in {timeout:.0f} s"
     server.kill()
     server.wait()
