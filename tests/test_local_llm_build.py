@@ -89,10 +89,15 @@ def test_the_install_names_the_extensions_of_this_cpu_it_leaves_out():
     assert install.left_out(None) == []
 
 
-def test_an_intel_macs_sysctl_features_choose_the_v3_build(monkeypatch):
+def test_an_intel_macs_sysctl_features_choose_the_v2_build_llama_cpp_python_allows_there(monkeypatch):
     flags = install.darwin_flags(INTEL_MAC_SYSCTL)
     assert {"sse4_1", "sse4_2", "avx", "fma", "f16c", "bmi1", "bmi2", "movbe", "avx2"} <= flags  # Linux's names
-    assert install.chosen_build(flags, "x86_64")[0] == "x86-64-v3"
+    assert install.chosen_build(flags, "x86_64", "linux")[0] == "x86-64-v3"  # the same CPU under Linux
+    # macOS: llama-cpp-python's CMakeLists forces AVX, AVX2, FMA and F16C off on x86_64, so the wheel
+    # is named for what it holds (and an older Mac without SSE4.2 still gets the baseline)
+    assert install.chosen_build(flags, "x86_64", "darwin") == install.chosen_build({"sse4_2"}, "x86_64", "linux")
+    assert install.chosen_build(flags, "x86_64", "darwin")[0] == "x86-64-v2"
+    assert install.chosen_build(set(), "x86_64", "darwin")[0] == "x86-64"
     assert install.left_out(flags) == []
     # An AVX-512 Mac (iMac Pro, Mac Pro 2019): its leaf7 names say what the portable build leaves out
     assert install.left_out(install.darwin_flags(INTEL_MAC_SYSCTL + " AVX512F AVX512CD AVX512VNNI")) == ["AVX-512"]

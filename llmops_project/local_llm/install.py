@@ -147,7 +147,9 @@ def chosen_build(flags: set[str] | None, machine: str, system: str = sys.platfor
     """(name, llama.cpp's CMake options) of the portable build for a CPU with these ``flags`` (None:
     unknown), this ``platform.machine()`` and this ``sys.platform``."""
     if machine.lower() in ("x86_64", "amd64"):
-        for name, needs, on in BUILDS:
+        # On an Intel Mac, llama-cpp-python's own CMakeLists forces AVX, AVX2, FMA and F16C off
+        # (invalid-instruction reports, and Rosetta): v3 cannot be built there, so v2 at best.
+        for name, needs, on in BUILDS[1:] if system == "darwin" else BUILDS:
             if flags is None or needs <= flags:  # unknown flags: v3, as nearly every x86-64 CPU since 2013
                 return name, {**ALWAYS, **{option: "ON" if option in on else "OFF" for option in X86}}
     if system == "win32" and machine.lower() in ("arm64", "aarch64"):
