@@ -14,11 +14,13 @@ The tools themselves live in ``devtools/`` (shared with the benchmarks, ``check_
 * ``post_json(url, body)`` / ``post_csv(url, text)`` send a request and return (status, JSON answer).
 
 What only tests need stays here: ``use_tracking_uri`` (through pytest's monkeypatch) and
-``SharedRuns``. Fixtures (``mlflow_store``, ``module_store``, ``runs`` and friends) live in ``conftest.py``.
+``SharedRuns``, and ``as_a_terminals_job`` (the signals a test sends act as in a terminal). Fixtures
+(``mlflow_store``, ``module_store``, ``runs`` and friends) live in ``conftest.py``.
 """
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import mlflow
@@ -76,3 +78,12 @@ class SharedRuns:
         if key not in self._results:
             self._results[key] = run_project(self.store, self.folder, entry, **kwargs)
         return self._results[key]
+
+
+def as_a_terminals_job() -> None:
+    """``preexec_fn`` of a process a test stops as a terminal would (SIGHUP: closed; SIGINT: Ctrl-C):
+    their default actions, as a terminal's job has them. Under nohup, or from a background job of a
+    script, the tests inherit SIGHUP or SIGINT ignored, the process keeps it so, and by design a
+    server or script then ignores that signal too."""
+    for name in ("SIGHUP", "SIGINT"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)

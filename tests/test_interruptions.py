@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO_ROOT, free_port
+from tests.harness import REPO_ROOT, as_a_terminals_job, free_port
 
 VENV_PATH = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 # The bound is ~10 s on a quiet machine; what the check adds beyond starting Python and
@@ -231,9 +231,7 @@ def test_a_killed_training_ends_its_run_and_registers_nothing(mlflow_store, how,
         text=True,
         start_new_session=True,  # its own process group, like a terminal's job
         stdin=subprocess.DEVNULL,
-        # and SIGHUP's default action, as in a terminal: under nohup the tests inherit it ignored, and
-        # then, by design, the script ignores it too (cli._handle_interruptions)
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+        preexec_fn=as_a_terminals_job,  # else, by design, the script ignores it too (cli)
     )
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(parent.stdout), daemon=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO_ROOT, free_port, run_script, stop_process
+from tests.harness import REPO_ROOT, as_a_terminals_job, free_port, run_script, stop_process
 from tests.llmops import traces_of
 
 LOCAL_LLM = REPO_ROOT / "llmops_project" / "local_llm"
@@ -457,7 +457,7 @@ def test_a_server_stopped_by_a_signal_under_uvicorn_leaves_no_note(tmp_path, how
         f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')\n"
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-    server = subprocess.Popen([sys.executable, "-c", code], env=env)
+    server = subprocess.Popen([sys.executable, "-c", code], env=env, preexec_fn=as_a_terminals_job)
     note = tmp_path / "mlops-course-local-llm" / "servers" / f"{port}.json"
     try:
         deadline = time.monotonic() + 60

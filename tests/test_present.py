@@ -394,7 +394,7 @@ def test_a_walk_stopped_by_a_signal_stops_its_offline_server_and_step_and_says_w
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
-        preexec_fn=lambda: [signal.signal(s, signal.SIG_DFL) for s in (signal.SIGINT, signal.SIGHUP)],  # a terminal's
+        preexec_fn=harness.as_a_terminals_job,
     )
     lines = iter(walker.stdout.readline, "")
     step_pid = int(next(line for line in lines if re.fullmatch(r"\d+\n", line)))  # the step runs
