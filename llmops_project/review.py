@@ -9,7 +9,8 @@ and a review queue holding the run's traces; both are created once, however ofte
 Then you label: in the browser (the link it prints; ``-P labels=ui`` asks nothing here), in the
 terminal (the default: each question and answer, y/n per criterion; q stops, the same command
 resumes), or from a file (``-P labels=review_labels.example.csv``). Terminal and file verdicts go on
-the answer's trace with mlflow.log_feedback, source HUMAN and your name, never twice.
+the answer's trace with mlflow.log_feedback, source HUMAN and your name, never twice, and the queue
+marks that answer reviewed by you, as the Review page does.
 
 Last, for every judge that judged those traces: the share of answers on which it agrees with the
 humans, and Cohen's kappa (agreement beyond chance). It counts one human verdict per trace and
@@ -80,6 +81,7 @@ def main() -> None:
             done = labels.human_verdicts(answer.trace, asked, reviewer)
             if set(asked) <= set(done):
                 already += 1
+                labels.mark_reviewed(queue, answer.trace_id, reviewer)
                 continue
             label = prepared.get(answer.question) if prepared is not None else ask(answer, asked, done)
             if label is None:
@@ -92,6 +94,7 @@ def main() -> None:
                         trace_id=answer.trace_id, name=name, value=value, source=source, rationale=label.comment or None
                     )
                     logged += 1
+            labels.mark_reviewed(queue, answer.trace_id, reviewer)  # the Review page's count: reviewed, by you
         if args.labels.lower() != UI:
             done_before = f"{already} answer(s) were reviewed by {reviewer} already"
             print(f"\n{logged} verdict(s) logged by {reviewer}; {done_before}")

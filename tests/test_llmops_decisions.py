@@ -253,6 +253,9 @@ def test_review_sets_up_the_review_page_once_logs_human_feedback_once_and_measur
     assert sorted(i.item_id for i in items) == sorted(answers["trace_id"])
     assert sorted(queue.schema_ids) == sorted(schemas[name].schema_id for name in JUDGES)
     assert f"review-queue?workflowType=genai&selectedQueueId={queue.queue_id}" in first.stdout
+    # ... each answer labelled from the file marked reviewed by ada, as the Review page counts them
+    complete = review_queues.list_review_queue_items(queue.queue_id, status="complete")
+    assert sorted((i.item_id, i.completed_by) for i in complete) == sorted((t, "ada") for t in answers["trace_id"])
 
     first_feedback = human_feedback(answers["trace_id"][0])
     assert {(a.name, a.feedback.value, a.source.source_id) for a in first_feedback} == {

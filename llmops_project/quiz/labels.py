@@ -373,6 +373,17 @@ def _ask_anew(queue, schema_ids: list[str]):
     return queue
 
 
+def mark_reviewed(queue, trace_id: str, reviewer: str) -> None:
+    """The queue's item of this trace marked complete by ``reviewer``, so that the Review page counts
+    it reviewed: verdicts logged from the terminal or a file do not tell the queue by themselves (in
+    the page, its Complete button does). Marking it again changes nothing, nor who completed it."""
+    from mlflow.genai import review_queues
+
+    review_queues.set_review_queue_item_status(
+        queue.queue_id, item_id=trace_id, status="complete", completed_by=reviewer
+    )
+
+
 def queue_name(run) -> str:
     """The review queue of a generation run: its run name and the start of its id (unique, readable)."""
     return f"{run.info.run_name} {run.info.run_id[:8]}"
