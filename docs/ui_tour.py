@@ -552,7 +552,7 @@ class Tour:
         queue = review_queues.get_review_queue(name=review.data.tags["quiz.review_queue"], experiment_id=experiment_id)
         ui.open(f"/experiments/{experiment_id}/review-queue?selectedQueueId={queue.queue_id}", queue.name)
         self.shoot(ui, "llmops-review-queue")
-        ui.page.get_by_role("button", name="Start review").first.click()
+        ui.page.get_by_role("row").nth(1).click()  # the first answer (review marked them reviewed: no Start review)
         ui.text("correctness").wait_for()
         ui.page.locator("[role=radiogroup]").first.wait_for()
         self.shoot(ui, "llmops-review-page")
