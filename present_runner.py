@@ -569,24 +569,25 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
     except WalkError as problem:
         print(f"\nerror: {problem}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt as interruption:
-        signum = getattr(interruption, "signum", signal.SIGINT)
-        for server in servers:
-            stop(server)
-        go_on = f"Go on with: {walk_command('--from', resume)}" if resume <= len(walk.steps) else "It was done."
-        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
-            print(
-                f"\nerror: interrupted ({signal.Signals(signum).name}) at step {resume}; the walk stopped "
-                f"the servers it started. {go_on}",
-                file=sys.stderr,
-                flush=True,
-            )
-        sys.exit(128 + signum)
+    except KeyboardInterrupt as interruption:  # said below, once the servers are stopped
+        stopped_by = getattr(interruption, "signum", signal.SIGINT)
+    else:
+        stopped_by = None
     finally:
         for server in servers:
             stop(server)
         if links_file:
             links_file.write_text("".join(f"{link}\n" for link in walk.links))
+    if stopped_by:
+        go_on = f"Go on with: {walk_command('--from', resume)}" if resume <= len(walk.steps) else "It was done."
+        with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+            print(
+                f"\nerror: interrupted ({signal.Signals(stopped_by).name}) at step {resume}; the walk stopped "
+                f"the servers it started. {go_on}",
+                file=sys.stderr,
+                flush=True,
+            )
+        sys.exit(128 + stopped_by)
     print(f"\nWalked {len(chosen) - len(skipped)} step(s) in {time.perf_counter() - started:.0f} s.")
     if seconds:  # for planning a class: which steps take the time
         print("Seconds per step: " + ", ".join(f"{number}: {took:.0f}" for number, took in seconds.items()))

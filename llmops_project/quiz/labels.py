@@ -243,8 +243,8 @@ def measurements(experiment_id: str) -> dict[tuple[str, str], Measurement]:
             if (row.judge, row.judge_model) not in found:
                 found[(row.judge, row.judge_model)] = measurement(row, run.info.run_id)
         for tag, model in run.data.tags.items():
-            if tag.startswith(REGISTERED_TAG) and (tag.removeprefix(REGISTERED_TAG), model) not in found:
-                name = tag.removeprefix(REGISTERED_TAG)
+            name = tag.removeprefix(REGISTERED_TAG)
+            if tag.startswith(REGISTERED_TAG) and (name, model) not in found:
                 found[(name, model)] = Measurement(name, model, 0, 0.0, None, run.info.run_id)
     return found
 
