@@ -16,7 +16,7 @@ import mlflow
 from mlflow.exceptions import MlflowException
 
 import cli
-from census import charts, data
+from census import charts, data, registry
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None):
 def load_census_model(model_uri: str):
     """The census model (census/model.py) logged by train.py, ready for predict_proba."""
     try:
-        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+        return registry.load_census_model(model_uri)
     except (MlflowException, OSError, ValueError) as problem:
         first_line = str(problem).splitlines()[0][:200]
         raise cli.UserError(

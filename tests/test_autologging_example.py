@@ -57,7 +57,7 @@ def model_id_of(run) -> str:
 
 
 @pytest.mark.entry_point("autologging_example", "main")
-def test_main_autologs_params_metrics_dataset_and_artifacts(store, runs):
+def test_main_autologs_params_metrics_dataset_and_artifacts(store, runs, tmp_path):
     result = decision_tree_run(runs)
     run = result.run
     assert run.info.status == "FINISHED"
@@ -70,7 +70,7 @@ def test_main_autologs_params_metrics_dataset_and_artifacts(store, runs):
     assert {"training_f1_score", "training_precision_score", "training_roc_auc"} <= set(run.data.metrics)
     artifacts = {a.path for a in store.client.list_artifacts(run.info.run_id)}
     assert {"estimator.html", "training_confusion_matrix.png", "metric_info.json"} <= artifacts
-    matrix = store.client.download_artifacts(run.info.run_id, "training_confusion_matrix.png")
+    matrix = store.client.download_artifacts(run.info.run_id, "training_confusion_matrix.png", tmp_path)
     with open(matrix, "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
     estimator = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/estimator.html")
@@ -82,7 +82,7 @@ def test_main_autologs_params_metrics_dataset_and_artifacts(store, runs):
     assert f"models:/{model_id_of(run)}" in result.stdout  # the script prints the model's ID
 
 
-def test_the_autologged_model_has_signature_and_input_example(store, runs):
+def test_the_autologged_model_has_signature_and_input_example(store, runs, tmp_path):
     run = decision_tree_run(runs).run
     model_uri = f"models:/{model_id_of(run)}"
     logged = store.client.get_logged_model(model_id_of(run))
@@ -91,7 +91,9 @@ def test_the_autologged_model_has_signature_and_input_example(store, runs):
     info = mlflow.models.get_model_info(model_uri)
     assert [(s.type, s.shape) for s in info.signature.inputs.inputs] == [(np.dtype("float64"), (-1, 4))]
     assert [s.type for s in info.signature.outputs.inputs] == [np.dtype("int64")]
-    example = Model.load(model_uri).load_input_example(mlflow.artifacts.download_artifacts(model_uri))
+    example = Model.load(model_uri).load_input_example(
+        mlflow.artifacts.download_artifacts(model_uri, dst_path=tmp_path)
+    )
     np.testing.assert_array_equal(example, load_iris().data[: len(example)])
     files = {a.path.rsplit("/", 1)[-1] for a in mlflow.artifacts.list_artifacts(model_uri)}
     assert {"MLmodel", "model.pkl", "requirements.txt", "serving_input_example.json"} <= files
@@ -179,7 +181,7 @@ def test_register_with_a_bad_model_uri_registers_nothing(store, runs):
 
 
 @pytest.mark.entry_point("autologging_example", "random_forest")
-def test_random_forest_logs_test_accuracy_importances_and_one_model(store, runs):
+def test_random_forest_logs_test_accuracy_importances_and_one_model(store, runs, tmp_path):
     result = runs.get("random_forest", experiment_name="Iris Experiment")
     run = result.run
     assert run.info.status == "FINISHED"
@@ -196,7 +198,7 @@ def test_random_forest_logs_test_accuracy_importances_and_one_model(store, runs)
     assert "test_accuracy" in {m.key for m in store.client.get_logged_model(model_id).metrics}
     assert not [key for key in run.data.metrics if key.endswith("_X_test")]  # logged once, by hand
     assert len(store.client.search_logged_models([run.info.experiment_id])) == 1  # not twice
-    chart = store.client.download_artifacts(run.info.run_id, "feature_importance.png")
+    chart = store.client.download_artifacts(run.info.run_id, "feature_importance.png", tmp_path)
     with open(chart, "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
 

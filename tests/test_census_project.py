@@ -10,6 +10,7 @@ import io
 import json
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -220,7 +221,7 @@ def test_test_on_its_own_run_reproduces_the_held_out_metrics_exactly(store, trai
 
 
 @pytest.mark.entry_point(PROJECT, "monitor")
-def test_monitor_passes_the_held_out_batch_and_flags_the_shifted_one(store, trained):
+def test_monitor_passes_the_held_out_batch_and_flags_the_shifted_one(store, trained, tmp_path):
     training_id = trained.run.info.run_id
     runs = {}
     # The held-out batch with `mlflow run -e monitor`, the shifted one with `python monitor.py`: the same
@@ -241,7 +242,10 @@ def test_monitor_passes_the_held_out_batch_and_flags_the_shifted_one(store, trai
         files = _artifacts(store.client, result.run.info.run_id, "monitoring")
         assert {f"monitoring/{n}.{e}" for n in ("drift_report", "data_summary") for e in ("html", "json")} <= files
         report_file = mlflow.artifacts.download_artifacts(
-            run_id=result.run.info.run_id, artifact_path="monitoring/drift_report.json", tracking_uri=store.tracking_uri
+            run_id=result.run.info.run_id,
+            artifact_path="monitoring/drift_report.json",
+            tracking_uri=store.tracking_uri,
+            dst_path=tmp_path / batch,
         )
         report = json.loads(Path(report_file).read_text(encoding="utf-8"))
         assert report["metrics"]
@@ -573,6 +577,18 @@ def test_unknown_model_uri_is_named(store, trained):
     _one_error_line(result, "model_uri")
     assert result.returncode == 2
     assert result.runs == []
+
+
+def test_reading_a_split_and_loading_a_model_leave_no_temporary_folder(trained, tmp_path, monkeypatch):
+    """test.py, monitor.py and the champion check read the split and the model from the store; MLflow
+    downloads them into temporary folders it never removes unless told where to put them."""
+    registry = examples.load(PROJECT, "census.registry")[0]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where tempfile, and so MLflow, makes its folders
+    held_out = data.load_split(trained.run.info.run_id, "held_out")
+    model = registry.load_census_model(_version_of(mlflow.MlflowClient(), trained.run).source)
+    assert len(held_out) == 6513
+    assert model.predict_proba(held_out.drop(columns=[data.TARGET]).head(3)).shape == (3,)  # loaded, in memory
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- the fast search equals the textbook GridSearchCV ---

@@ -66,7 +66,7 @@ def test_the_census_steps_run_and_leave_their_champion(module_store, walk):
     assert client.get_model_version_by_alias("adult-best-random-forest", "notebook")  # the notebook's step
 
 
-def test_the_notebook_logs_nested_runs_charts_and_registers_the_winner_with_its_alias(module_store, walk):
+def test_the_notebook_logs_nested_runs_charts_and_registers_the_winner_with_its_alias(module_store, walk, tmp_path):
     done, _ = walk
     if sys.platform == "linux":
         deadline = time.monotonic() + 30  # joblib's resource tracker ends a moment after its workers
@@ -116,7 +116,7 @@ def test_the_notebook_logs_nested_runs_charts_and_registers_the_winner_with_its_
     artifacts = {item.path for item in client.list_artifacts(parent.info.run_id, "charts")}
     assert artifacts == CHARTS
     for path in CHARTS:
-        local = client.download_artifacts(parent.info.run_id, path)
+        local = client.download_artifacts(parent.info.run_id, path, tmp_path)
         with open(local, "rb") as image:
             assert image.read(8) == b"\x89PNG\r\n\x1a\n", path
 

@@ -110,14 +110,17 @@ def load_split(run_id: str, which: str, parameter: str = "run_id") -> pd.DataFra
             "Copy the training run id printed at the end of the train entry point"
         ) from None
     artifact = f"{SPLIT_DIR}/{SPLIT_FILES[which]}"
-    try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact)
-    except (MlflowException, OSError):
-        raise UserError(
-            f"{parameter}: run {run_id!r} has no {artifact} artifact, so it is not a training run of this "
-            "project. Pass the id of a run made by the train entry point"
-        ) from None
-    return pd.read_csv(path, index_col="row_id")
+    # Into a folder removed after reading: without dst_path, MLflow downloads into a new temporary
+    # folder per call and never removes it (0.7 MB per test or monitor run)
+    with tempfile.TemporaryDirectory(prefix="census-split-") as folder:
+        try:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=folder)
+        except (MlflowException, OSError):
+            raise UserError(
+                f"{parameter}: run {run_id!r} has no {artifact} artifact, so it is not a training run of this "
+                "project. Pass the id of a run made by the train entry point"
+            ) from None
+        return pd.read_csv(path, index_col="row_id")
 
 
 def shifted_batch(held_out: pd.DataFrame, random_state: int) -> pd.DataFrame:

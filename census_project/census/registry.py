@@ -17,6 +17,7 @@ on rows it was trained on.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 
 import mlflow
@@ -77,10 +78,18 @@ def decide(name: str, version, model, held_out: pd.DataFrame, promote: bool) -> 
                 f"{stays}: only {len(shared)} rows were held out by both runs, too few to compare. "
                 "Train with the champion's test_size and random_state, or promote with -P promote=true",
             )
-        champion_model = mlflow.pyfunc.load_model(f"models:/{name}/{champion.version}").unwrap_python_model()
+        champion_model = load_census_model(f"models:/{name}/{champion.version}")
         new = roc_auc_score(y, model.predict_proba(X)[:, 1])
         old = roc_auc_score(y, champion_model.predict_proba(X))
         where = f"the {len(shared)} rows that neither model was trained on"
     if new > old:
         return Decision(True, f"{now}: ROC AUC {new:.4f} > {old:.4f} on {where}")
     return Decision(False, f"{stays}: ROC AUC {new:.4f} <= {old:.4f} on {where}")
+
+
+def load_census_model(model_uri: str):
+    """The census model (census/model.py) at ``model_uri``, ready for predict_proba. It is downloaded
+    into a folder removed once it is loaded (the pipeline is then in memory): without dst_path, MLflow's
+    load_model downloads into a new temporary folder per call and never removes it."""
+    with tempfile.TemporaryDirectory(prefix="census-model-") as folder:
+        return mlflow.pyfunc.load_model(model_uri, dst_path=folder).unwrap_python_model()
