@@ -156,6 +156,13 @@ def test_tool_choices_that_name_no_offered_tool_are_bad_requests():
     assert "delete_everything" in serve.request_error({"tools": tools, "tool_choice": other})
 
 
+def test_a_request_for_logprobs_is_a_bad_request_that_says_to_leave_them_out():
+    # The server computes only the last token's logits (build_app: logits_all=False, for speed)
+    assert serve.request_error({"messages": [], "logprobs": False}) is None
+    for asked in ({"logprobs": True}, {"logprobs": True, "top_logprobs": 3}):
+        assert "leave out logprobs" in serve.request_error({"messages": [], **asked})
+
+
 # --- the parts of serve.py (llm_server/): each importable and testable on its own ---------------------
 
 
@@ -738,12 +745,13 @@ def test_tool_choice_required_and_named_force_a_call_of_an_offered_tool(local_ll
 
 
 @pytest.mark.local_llm
-def test_a_tool_choice_the_request_does_not_allow_is_a_bad_request(local_llm):
+def test_a_tool_choice_the_request_does_not_allow_or_logprobs_are_a_bad_request(local_llm):
     question = [{"role": "user", "content": "What is Git?"}]
     not_offered = {"type": "function", "function": {"name": "delete_everything"}}
     for request in (
         {"tools": [SEARCH_TOOL], "tool_choice": not_offered, "messages": question},
         {"tool_choice": "required", "messages": question},
+        {"logprobs": True, "messages": question},  # not computed here: see build_app
     ):
         response = _post(local_llm, request)
         assert response.status_code == 400, response.text

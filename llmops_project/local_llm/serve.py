@@ -16,7 +16,9 @@ LangChain, MLflow's judges) work against it unchanged:
    "json_schema", ...}``, which llama.cpp rejects (HTTP 500 "Input should be 'text' or
    'json_object'", and MLflow then retries for minutes); llama.cpp's own ``{"type": "json_object",
    "schema": ...}`` constrains the output to the same schema (a grammar). A ``tool_choice`` that
-   names no offered tool is answered with HTTP 400 (``request_error``).
+   names no offered tool is answered with HTTP 400 (``request_error``), and so is a request for
+   ``logprobs``: llama.cpp computes only the last token's logits here, not every prompt token's
+   (llama-cpp-python's server default, which only logprobs use), so prompts read faster.
 2. Structured output always completes (``fit_structured_output`` in llm_server/budget.py). The
    server's policy: every free-text string of a JSON schema (response format or tool arguments)
    holds at most TEXT_MAX_CHARS characters, fewer if that is what it takes for the longest JSON the

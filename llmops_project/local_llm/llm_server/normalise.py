@@ -3,7 +3,8 @@
 MLflow's judges ask for ``response_format: {"type": "json_schema", ...}``, which llama.cpp rejects
 (HTTP 500, and MLflow then retries for minutes); llama.cpp's own ``{"type": "json_object", "schema":
 ...}`` constrains the output to the same schema. A ``tool_choice`` that names no offered tool is an
-HTTP 400 (``request_error``).
+HTTP 400 (``request_error``), and so is a request for ``logprobs``: the server computes only the last
+token's logits (process.py's build_app).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def request_error(payload: dict) -> str | None:
         if name not in names:
             offered = ", ".join(map(str, names)) or "none"
             return f"tool_choice names the function {name!r}, which is not among the request's tools ({offered})"
+    if payload.get("logprobs") or payload.get("top_logprobs"):
+        return "this server computes no log-probabilities (only the last token's logits, for speed): leave out logprobs"
     return None
 
 
