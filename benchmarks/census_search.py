@@ -93,13 +93,13 @@ def compare_with_plain_search(parent, children) -> bool:
     """GridSearchCV over the same grid, split and folds; True when every score is identical."""
     from sklearn.base import clone
 
-    from census import data, search
+    from census import data, registry, search
 
     # What the run used: its training rows, its preprocessing (the logged model's, cloned unfitted)
     # and its grids (the parameters `mlflow run` logged, shell-quoted).
     params = {name: shlex.split(value)[0] for name, value in parent.data.params.items()}
     X, y = data.features_and_target(data.load_split(parent.info.run_id, "train"))
-    model = mlflow.pyfunc.load_model(f"models:/{parent.outputs.model_outputs[0].model_id}").unwrap_python_model()
+    model = registry.load_census_model(f"models:/{parent.outputs.model_outputs[0].model_id}")
     preprocessor = clone(model.pipeline.named_steps["preprocess"])
     grids = {
         "logistic": {"C": json.loads(params["lr_C_values"]), "solver": json.loads(params["lr_solvers"])},
