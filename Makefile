@@ -73,22 +73,23 @@ $(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.installed
 dev-install: $(VENV)/.dev-installed
 
 # --- the examples, end to end: the talk's hands-on steps (present.py) --------------------------
-# Without OPENAI_API_KEY the LLM steps run on the offline model, installed here once (a few minutes
-# of compiling the first time). If it cannot be built, the other steps still run and the walk ends
-# with a block saying what did not run and how to fix it (exit status 1).
+# Without OPENAI_API_KEY the LLM steps run on the offline model, installed once (a few minutes of
+# compiling the first time). When it is not installed yet (or local-llm-install's inputs changed),
+# present.py compiles it in the background while the ML steps run (they keep one of two cores busy),
+# and the first LLM step waits for it and installs it (BUILD_OFFLINE_MODEL; README, "Tests"). If it
+# cannot be built, the other steps still run and the walk ends with a block saying what did not run
+# and how to fix it (exit status 1).
+BUILD_OFFLINE_MODEL = $$(if [ -z "$$OPENAI_API_KEY" ] && ! $(MAKE) -q $(VENV)/.local-llm-installed; then \
+                        echo --build-offline-model; fi)
 demo: install align-install
-	@if [ -z "$$OPENAI_API_KEY" ]; then \
-	  $(MAKE) --no-print-directory local-llm-install || \
-	  echo "demo: the offline LLM could not be installed (see above); the other steps run now."; \
-	fi
-	$(PY) present.py --no-pause
+	$(PY) present.py --no-pause $(BUILD_OFFLINE_MODEL)
 	@echo
 	@echo "Every example ran. Its runs, models, prompts and traces are in $(STORE_DB)."
 	@echo "Open the MLflow UI with:  make ui   (then browse to http://127.0.0.1:$(UI_PORT))"
 
 # For instructors: the same walk, pausing between steps (PRESENT="--ui --from 9" passes options).
 present: install
-	$(PY) present.py $(PRESENT)
+	$(PY) present.py $(BUILD_OFFLINE_MODEL) $(PRESENT)
 
 # --- tests -----------------------------------------------------------------------------------
 # Two tiers (tests/conftest.py marks them): unit = pure tests (no store, server, `mlflow run` or
@@ -189,9 +190,9 @@ compose-check: dev-install
 # Re-runs only when requirements-local-llm.txt or install.py change (or the last check failed).
 LOCAL_LLM_PORT ?= 8080
 
+# install.py itself leaves $(VENV)/.local-llm-installed once its check passed (present.py runs it too).
 $(VENV)/.local-llm-installed: requirements-local-llm.txt llmops_project/local_llm/install.py $(VENV)/.installed
 	@$(PY) llmops_project/local_llm/install.py
-	@touch $@
 
 local-llm-install: $(VENV)/.local-llm-installed
 

@@ -25,6 +25,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from collections.abc import Callable
@@ -45,6 +46,8 @@ IRIS = '{"inputs": [[5.1, 3.5, 1.4, 0.2], [7.0, 3.2, 4.7, 1.4], [6.3, 3.3, 6.0, 
 STAMP = r"\d{4}(-\d{2}){4}"  # the walk's date stamp in experiment names: 2026-11-23-17-05
 STAMP_FORMAT = "%Y-%m-%d-%H-%M"
 SERVER_LOG_NAME = ".local-llm/present-server.log"  # the offline model server's output, when the walk starts it
+INSTALL = REPO_ROOT / "llmops_project" / "local_llm" / "install.py"
+BUILD_LOG_NAME = ".local-llm/present-build.log"  # install.py --wheel-only's output, when the walk runs it
 PRINTED_FILE = ".present-printed.json"  # the "Next" commands the named steps' scripts printed, per experiment
 LEGACY_TAG_PREFIX = "present.printed."  # where earlier walks kept them: experiment tags, shown in the UI
 
@@ -497,6 +500,54 @@ def start_offline_llm(walk: Walk, env: dict):
     return server
 
 
+class OfflineBuild:
+    """The offline model's first build, while the ML steps run (``present.py --build-offline-model``,
+    what make demo passes when the model is not installed yet): ``install.py --wheel-only`` compiles
+    llama.cpp in the background, at low priority, on the core the ML steps leave idle (they run one
+    process at a time), and changes nothing in the venv they use. The first LLM step waits for it,
+    then runs install.py in the foreground: it installs the kept wheel and proves it (seconds)."""
+
+    def __init__(self):
+        self.log = REPO_ROOT / BUILD_LOG_NAME
+        self.started = time.monotonic()
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(INSTALL), "--wheel-only"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: stop() ends pip, cmake and the compilers too
+                preexec_fn=(lambda: os.nice(10)) if hasattr(os, "nice") else None,  # the steps go first
+            )
+        print(
+            f"The offline model is not installed yet: compiling llama.cpp in the background while the ML steps run "
+            f"(its output: {BUILD_LOG_NAME}); the first LLM step waits for it.",
+            flush=True,
+        )
+
+    def install(self, walk: Walk, env: dict) -> bool:
+        """Wait for the build, show its output, then install and check it in the foreground (install.py).
+        False, with the reason in ``walk.llm``, when either fails."""
+        if self.process.poll() is None:
+            print(f"\nWaiting for the offline model's build (started {clock(time.monotonic() - self.started)} ago) ...")
+        status = self.process.wait()
+        print(f"The offline model's build ({BUILD_LOG_NAME}), run in the background:")
+        print(textwrap.indent(self.log.read_text().rstrip(), "  "), flush=True)
+        if status != 0:
+            walk.llm = f"the offline model could not be built (exit status {status}; see above and {BUILD_LOG_NAME})"
+            return False
+        print(f"$ {running.python_command('llmops_project/local_llm/install.py')}", flush=True)
+        status = subprocess.run([sys.executable, str(INSTALL)], env=env, stdin=subprocess.DEVNULL).returncode
+        if status != 0:
+            walk.llm, walk.fixes = f"the offline model's install failed (exit status {status}; see above)", REBUILD
+            return False
+        return True
+
+
+def clock(seconds: float) -> str:
+    return f"{int(seconds) // 60} min {int(seconds) % 60:02d} s"
+
+
 def first_answer(port: int) -> bool:
     """Ask the offline model one short question, as the steps will: whether it answered."""
     body = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8, "temperature": 0}
@@ -529,9 +580,12 @@ def offline_provider(port: int) -> dict[str, str]:
     return {"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1", "OPENAI_API_KEY": "local"}
 
 
-def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_port: int | None, links_file) -> None:
+def walk_through(
+    walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_port: int | None, links_file, build: bool = False
+) -> None:
     """Run the chosen steps in order (with the UI and the offline model when needed), then stop what
-    was started. Exits non-zero when a step failed or the LLM steps could not run, and when Ctrl-C,
+    was started. ``build``: compile the offline model while the steps before the first LLM step run
+    (OfflineBuild). Exits non-zero when a step failed or the LLM steps could not run, and when Ctrl-C,
     SIGTERM or SIGHUP stopped the walk: then with one line saying where to go on from."""
     env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("MLFLOW_RUN_ID", None)
@@ -543,14 +597,22 @@ def walk_through(walk: Walk, chosen: list[tuple[int, Step]], pause: bool, ui_por
         with interruptions_stop_the_walk():
             if ui_port:
                 servers.append(default_store.start_ui(ui_port, background=True))
+            offline_build = None
             if any(s.llm for _, s in chosen):
                 if env.get("OPENAI_API_KEY"):
                     print(f"LLM steps: OPENAI_API_KEY is set, using {env.get('OPENAI_BASE_URL') or 'OpenAI'}")
+                elif build:
+                    offline_build = OfflineBuild()
+                    servers.append(offline_build.process)
                 elif server := start_offline_llm(walk, env):
                     servers.append(server)
             print(f"Tracking store: {mlflow.get_tracking_uri()}   UI: {walk.ui}")
             for number, step in chosen:
                 resume = number
+                if step.llm and offline_build:  # the first LLM step: the model built in the background
+                    if offline_build.install(walk, env) and (server := start_offline_llm(walk, env)):
+                        servers.append(server)
+                    offline_build = None
                 if step.llm and walk.llm:
                     skipped.append(f"{number}. {step.slide}")
                     continue

@@ -230,19 +230,24 @@ def test_an_option_holding_a_space_stays_one_cmake_argument(monkeypatch, tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("installed", "kept", "steps"),
+    ("installed", "kept", "argv", "steps"),
     [
-        ("native", True, ["install --force-reinstall --no-deps <kept>", "install -r", "check"]),
-        ("native", False, ["build", "install --force-reinstall --no-deps <built>", "install -r", "check"]),
-        ("kept", True, ["install -r", "check"]),  # already the portable build: nothing rebuilt or reinstalled
-        ("none", False, ["build", "install --force-reinstall --no-deps <built>", "install -r", "check"]),
+        ("native", True, [], ["install --force-reinstall --no-deps <kept>", "install -r", "check", "mark"]),
+        ("native", False, [], ["build", "install --force-reinstall --no-deps <built>", "install -r", "check", "mark"]),
+        ("kept", True, [], ["install -r", "check", "mark"]),  # already the portable build: nothing rebuilt
+        ("none", False, [], ["build", "install --force-reinstall --no-deps <built>", "install -r", "check", "mark"]),
+        # present.py's background build (make demo's first run): the wheel, and nothing in the venv
+        ("none", False, ["--wheel-only"], ["build"]),
+        ("native", True, ["--wheel-only"], []),
+        ("kept", True, ["--wheel-only"], []),
     ],
 )
 def test_install_replaces_a_native_build_once_and_ends_with_the_inference_check(
-    monkeypatch, tmp_path, capsys, installed, kept, steps
+    monkeypatch, tmp_path, capsys, installed, kept, argv, steps
 ):
     """install.py's main, its pip, build and check stubbed: a wheel pip built (natively) is replaced by
-    the kept portable one, or one is built; then the requirements; and always, last, the real inference."""
+    the kept portable one, or one is built; then the requirements; and always, last, the real inference,
+    and only then make's mark. With --wheel-only: at most the build."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("CMAKE_ARGS", raising=False)
     monkeypatch.setattr(install, "LOGS", tmp_path / "logs")
@@ -266,9 +271,25 @@ def test_install_replaces_a_native_build_once_and_ends_with_the_inference_check(
         install, "run_pip", lambda args: done.append(" ".join(names.get(a, a) for a in args[:4]).rstrip())
     )
     monkeypatch.setattr(install, "check", lambda command: done.append("check"))
-    install.main([])
+    monkeypatch.setattr(install, "mark_installed", lambda: done.append("mark"))
+    install.main(argv)
     assert [step.replace(str(install.REQUIREMENTS), "").rstrip() for step in done] == steps
     assert ("built by pip (natively" in capsys.readouterr().out) == (installed == "native")
+
+
+def test_the_mark_make_waits_for_is_left_in_a_virtual_environment_only(monkeypatch, tmp_path):
+    """make's local-llm-install target is $(VENV)/.local-llm-installed: install.py leaves it (make demo's
+    background build runs install.py through present.py, not make); never in a Python of the system."""
+    monkeypatch.setattr(install.sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.setattr(install.sys, "base_prefix", str(tmp_path / "usr"))
+    (tmp_path / "venv").mkdir()
+    install.mark_installed()
+    assert (tmp_path / "venv" / ".local-llm-installed").is_file()
+    monkeypatch.setattr(install.sys, "base_prefix", str(tmp_path / "venv"))
+    (tmp_path / "venv" / ".local-llm-installed").unlink()
+    install.mark_installed()
+    assert not (tmp_path / "venv" / ".local-llm-installed").exists()
+    assert f"$(VENV)/{install.INSTALLED_MARK}:" in (REPO_ROOT / "Makefile").read_text()
 
 
 def test_the_users_cmake_args_come_last_and_change_where_the_wheel_is_kept(monkeypatch, tmp_path):

@@ -438,3 +438,57 @@ def test_an_offline_model_that_crashes_at_its_first_request_skips_the_llm_steps_
     rebuild = f"{VENV_PYTHON} llmops_project/local_llm/install.py --rebuild"
     assert f"Rebuild the offline model, from the repository root:\n       {rebuild}\n" in err
     assert walk.server.poll() == -11
+
+
+# install.py, standing in for make demo's first run: --wheel-only "builds" until the walk's ML step has run
+# (so the two overlap, or it gives up), then the foreground run "installs"
+FAKE_INSTALL = """
+import os, sys, time
+from pathlib import Path
+if "--wheel-only" in sys.argv:
+    ran = Path(os.environ["FAKE_ML_STEP_RAN"])
+    deadline = time.monotonic() + 60
+    while not ran.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    print(f"built at niceness {os.nice(0)}, the ML step ran meanwhile: {ran.exists()}", flush=True)
+    sys.exit(int(os.environ["FAKE_BUILD_STATUS"]))
+print("installed and checked", flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="os.nice")
+@pytest.mark.parametrize("build_status", [0, 1])
+def test_the_offline_model_builds_while_the_ml_steps_run_and_the_first_llm_step_waits_for_it(
+    tmp_path, monkeypatch, capfd, build_status
+):
+    fake = tmp_path / "install.py"
+    fake.write_text(FAKE_INSTALL)
+    ran = tmp_path / "ml-step-ran"
+    monkeypatch.setattr(present_runner, "INSTALL", fake)
+    monkeypatch.setenv("FAKE_ML_STEP_RAN", str(ran))
+    monkeypatch.setenv("FAKE_BUILD_STATUS", str(build_status))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    started = []
+    monkeypatch.setattr(present_runner, "start_offline_llm", lambda walk, env: started.append(walk) and None)
+    ml_step = Step("An ML step", "tracking_example", f"python -c \"open(r'{ran}', 'w')\"", "it", lambda w, s: "")
+    llm_step = Step("An LLM step", "llmops_project", "python -c \"print('answered')\"", "it", lambda w, s: "", llm=True)
+    walk = Walk([ml_step, llm_step])
+    chosen = [(1, ml_step), (2, llm_step)]
+    if build_status == 0:
+        present_runner.walk_through(walk, chosen, pause=False, ui_port=None, links_file=None, build=True)
+    else:
+        with pytest.raises(SystemExit) as stopped:
+            present_runner.walk_through(walk, chosen, pause=False, ui_port=None, links_file=None, build=True)
+        assert stopped.value.code == 1
+    out, err = capfd.readouterr()
+    assert "compiling llama.cpp in the background while the ML steps run" in out.split("Step 1/2")[0]
+    assert "  built at niceness 10, the ML step ran meanwhile: True" in out.split("Step 2/2")[0]
+    if build_status == 0:  # installed in the foreground, then started, then the step
+        assert out.index("installed and checked") < out.index("answered")
+        assert started == [walk]
+    else:  # nothing installed or started; the LLM steps are listed as not run, with the fix
+        assert "installed and checked" not in out
+        assert "answered" not in out
+        assert started == []
+        assert "Not run: the LLM steps, because the offline model could not be built (exit status 1;" in err
+        assert "make local-llm-install" in err

@@ -30,6 +30,7 @@ finds it, and CMake then uses it without a developer prompt).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -55,6 +56,7 @@ CHECK_LOG = LOGS / "check.log"
 SERVE = Path(__file__).resolve().parent / "serve.py"
 PACKAGE = "llama-cpp-python"
 BUILD_MINUTES = 2  # measured: see local_llm/README.md, "The build"
+INSTALLED_MARK = ".local-llm-installed"  # in the venv, once the check passed (mark_installed): make's target
 CHECK_TIMEOUT = 300  # seconds for the check's one inference (model load ~1 s, answer ~1 s on 2 cores)
 COMPILERS = {"C": ("CC", ["cc", "gcc", "clang"]), "C++": ("CXX", ["c++", "g++", "clang++"])}
 # Windows: MSVC's `cl` (C and C++) on PATH, or a Visual Studio with the C++ tools that vswhere.exe
@@ -372,6 +374,12 @@ def shown(path: Path) -> str:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rebuild", action="store_true", help="build the wheel again, even if one was kept")
+    parser.add_argument(
+        "--wheel-only",
+        action="store_true",
+        help="only build the kept wheel (if there is none yet) and install nothing: what present.py runs in the "
+        "background while the ML steps run (make demo's first run); install.py then installs it in seconds",
+    )
     return parser.parse_args(argv)
 
 
@@ -400,13 +408,28 @@ def main(argv=None) -> None:
             started = time.monotonic()
             wheel = build_wheel(version, build, arguments, folder)
             say(f"built in {clock(time.monotonic() - started)}: {wheel}")
-        else:
+        elif not args.wheel_only:
             say(f"installing {PACKAGE} {version} (portable build {build}) from the kept wheel: {wheel}")
+        if args.wheel_only:  # nothing of this environment changes while other processes use it
+            say(f"the wheel is kept, not installed (--wheel-only): {wheel}")
+            return
         run_pip(["install", "--force-reinstall", "--no-deps", str(wheel)])
+    if args.wheel_only:
+        return
     say(f"pip's full output: {shown(LOG)}")
     run_pip(["install", "-r", str(REQUIREMENTS)])  # the server's dependencies and the model; llama.cpp stays
     say(f"one real inference, in a separate process (serve.py --check; log: {shown(CHECK_LOG)})")
     check([sys.executable, str(SERVE), "--check"])
+    mark_installed()
+
+
+def mark_installed() -> None:
+    """Leave INSTALLED_MARK in the virtual environment once the check has passed: the file make's
+    local-llm-install target stands for (its recipe is this script), whoever ran this script, make or
+    present.py (make demo's background build). Not in a Python outside a virtual environment."""
+    if sys.prefix != sys.base_prefix:
+        with contextlib.suppress(OSError):
+            (Path(sys.prefix) / INSTALLED_MARK).touch()
 
 
 if __name__ == "__main__":
