@@ -35,7 +35,7 @@ help:
 	@echo "make stack-check run the stack checks against 'make stack' (examples, rows, objects, restart)"
 	@echo "make compose-check  the CI's compose job: docker compose up, the same checks, down -v (needs Docker)"
 	@echo "make local-llm   install and start the offline OpenAI-compatible LLM server"
-	@echo "make local-llm-install  only install it (builds llama.cpp once, ~2 min; make demo does it too)"
+	@echo "make local-llm-install  only install it (builds llama.cpp once, ~2 min; make demo builds it during its ML steps)"
 	@echo "make align-install  the optional extra for llmops_project's align (dspy, litellm, gepa; make demo does it too)"
 	@echo "make benchmarks  run the benchmark scripts and print their figures"
 	@echo "make clean       delete .venv, .stack/ and .local-llm/ (keeps your runs: mlflow.db, mlartifacts/)"

@@ -531,7 +531,7 @@ class OfflineBuild:
         if self.process.poll() is None:
             print(f"\nWaiting for the offline model's build (started {clock(time.monotonic() - self.started)} ago) ...")
         status = self.process.wait()
-        print(f"The offline model's build ({BUILD_LOG_NAME}), run in the background:")
+        print(f"\nThe offline model's build ({BUILD_LOG_NAME}), run in the background:")
         print(textwrap.indent(self.log.read_text().rstrip(), "  "), flush=True)
         if status != 0:
             walk.llm = f"the offline model could not be built (exit status {status}; see above and {BUILD_LOG_NAME})"
