@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -492,3 +493,28 @@ def test_the_offline_model_builds_while_the_ml_steps_run_and_the_first_llm_step_
         assert started == []
         assert "Not run: the LLM steps, because the offline model could not be built (exit status 1;" in err
         assert "make local-llm-install" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_a_walk_that_stops_stops_the_background_build_with_what_it_started(tmp_path, monkeypatch):
+    """What walk_through's ``finally`` does to the build on Ctrl-C, kill or a closed terminal: pip, cmake and
+    the compilers are the build's children, in its process group."""
+    fake = tmp_path / "install.py"
+    fake.write_text(
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    monkeypatch.setattr(present_runner, "INSTALL", fake)
+    build = present_runner.OfflineBuild()
+    deadline = time.monotonic() + 30
+    while not build.log.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    child = int(build.log.read_text().split()[0])
+    present_runner.stop(build.process)
+    assert build.process.returncode is not None
+    deadline = time.monotonic() + 10
+    while present_runner.running.alive(child) and time.monotonic() < deadline:  # a zombie counts as ended
+        time.sleep(0.1)
+    assert not present_runner.running.alive(child)
