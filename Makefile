@@ -82,14 +82,14 @@ dev-install: $(VENV)/.dev-installed
 BUILD_OFFLINE_MODEL = $$(if [ -z "$$OPENAI_API_KEY" ] && ! $(MAKE) -q $(VENV)/.local-llm-installed; then \
                         echo --build-offline-model; fi)
 demo: install align-install
-	$(PY) present.py --no-pause $(BUILD_OFFLINE_MODEL)
+	@options="--no-pause $(BUILD_OFFLINE_MODEL)"; echo "$(PY) present.py $$options"; $(PY) present.py $$options
 	@echo
 	@echo "Every example ran. Its runs, models, prompts and traces are in $(STORE_DB)."
 	@echo "Open the MLflow UI with:  make ui   (then browse to http://127.0.0.1:$(UI_PORT))"
 
 # For instructors: the same walk, pausing between steps (PRESENT="--ui --from 9" passes options).
 present: install
-	$(PY) present.py $(BUILD_OFFLINE_MODEL) $(PRESENT)
+	@options="$(BUILD_OFFLINE_MODEL) $(PRESENT)"; echo "$(PY) present.py $$options"; $(PY) present.py $$options
 
 # --- tests -----------------------------------------------------------------------------------
 # Two tiers (tests/conftest.py marks them): unit = pure tests (no store, server, `mlflow run` or
