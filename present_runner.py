@@ -529,7 +529,8 @@ class OfflineBuild:
         """Wait for the build, show its output, then install and check it in the foreground (install.py).
         False, with the reason in ``walk.llm``, when either fails."""
         if self.process.poll() is None:
-            print(f"\nWaiting for the offline model's build (started {clock(time.monotonic() - self.started)} ago) ...")
+            waited = running.clock(time.monotonic() - self.started)
+            print(f"\nWaiting for the offline model's build (started {waited} ago) ...")
         status = self.process.wait()
         print(f"\nThe offline model's build ({BUILD_LOG_NAME}), run in the background:")
         print(textwrap.indent(self.log.read_text().rstrip(), "  "), flush=True)
@@ -542,10 +543,6 @@ class OfflineBuild:
             walk.llm, walk.fixes = f"the offline model's install failed (exit status {status}; see above)", REBUILD
             return False
         return True
-
-
-def clock(seconds: float) -> str:
-    return f"{int(seconds) // 60} min {int(seconds) % 60:02d} s"
 
 
 def first_answer(port: int) -> bool:

@@ -46,7 +46,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # llm_server/ beside this file (standard library only)
-from llm_server.running import cache_dir, crash_name, python_command  # noqa: E402
+from llm_server.running import cache_dir, clock, crash_name, python_command  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO_ROOT / "requirements-local-llm.txt"
@@ -110,10 +110,6 @@ BUILDS = [
 
 def say(message: str) -> None:
     print(f"local-llm-install: {message}", flush=True)
-
-
-def clock(seconds: float) -> str:
-    return f"{int(seconds) // 60} min {int(seconds) % 60:02d} s"
 
 
 def cpu_flags() -> set[str] | None:
@@ -323,13 +319,16 @@ def build_wheel(version: str, build: str, arguments: str, folder: Path) -> Path:
     say(f"llama.cpp's options: {arguments}")
     shutil.rmtree(folder, ignore_errors=True)
     environment = {**os.environ, "CMAKE_ARGS": arguments, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
+    started = time.monotonic()
     # --no-cache-dir: never pip's cached wheel of this version (built natively, for another CPU perhaps)
     run_pip(
         ["wheel", "-v", "--no-deps", "--no-cache-dir", "--wheel-dir", str(folder), f"{PACKAGE}=={version}"],
         building=True,
         environment=environment,
     )
-    return next(folder.glob("*.whl"))
+    wheel = next(folder.glob("*.whl"))
+    say(f"built in {clock(time.monotonic() - started)}: {wheel}")
+    return wheel
 
 
 # --- the proof: one real inference in a separate process --------------------------------------------
@@ -398,24 +397,21 @@ def main(argv=None) -> None:
     folder = wheel_folder(version, build, arguments)
     wheel = None if args.rebuild else next(folder.glob("*.whl"), None)
     installed, source = installed_from()
+    if installed == version and source is None:
+        say(f"the installed {PACKAGE} {version} was built by pip (natively, maybe for another CPU): replacing it")
+    if args.wheel_only:  # present.py's background build: nothing changes in the venv the other steps use
+        wheel = wheel or build_wheel(version, build, arguments, folder)
+        say(f"the wheel is kept, not installed (--wheel-only): {wheel}")
+        return
 
     if wheel is not None and installed == version and source == wheel:
         say(f"{PACKAGE} {version} (portable build {build}) is already installed; checking the other requirements")
     else:
-        if installed == version and source is None:
-            say(f"the installed {PACKAGE} {version} was built by pip (natively, maybe for another CPU): replacing it")
         if wheel is None:
-            started = time.monotonic()
             wheel = build_wheel(version, build, arguments, folder)
-            say(f"built in {clock(time.monotonic() - started)}: {wheel}")
-        elif not args.wheel_only:
+        else:
             say(f"installing {PACKAGE} {version} (portable build {build}) from the kept wheel: {wheel}")
-        if args.wheel_only:  # nothing of this environment changes while other processes use it
-            say(f"the wheel is kept, not installed (--wheel-only): {wheel}")
-            return
         run_pip(["install", "--force-reinstall", "--no-deps", str(wheel)])
-    if args.wheel_only:
-        return
     say(f"pip's full output: {shown(LOG)}")
     run_pip(["install", "-r", str(REQUIREMENTS)])  # the server's dependencies and the model; llama.cpp stays
     say(f"one real inference, in a separate process (serve.py --check; log: {shown(CHECK_LOG)})")

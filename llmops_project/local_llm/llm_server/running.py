@@ -9,8 +9,9 @@ note whose process is gone, with nothing else answering on its port, means the s
 crash file says of what.
 
 It also names how a crashed process ended (``crash_name``: a POSIX signal, or on Windows the
-exception code a crashed process exits with) and writes the commands a student pastes
-(``python_command``: this Python by its path), for install.py and present.py too.
+exception code a crashed process exits with), writes the commands a student pastes
+(``python_command``: this Python by its path) and durations as they are printed (``clock``), for
+install.py and present.py too.
 
 Self-contained (the standard library only): quiz/provider.py imports it as
 ``local_llm.llm_server.running`` without loading llama.cpp.
@@ -164,6 +165,11 @@ def crash_name(returncode: int) -> str | None:
 def exit_reason(returncode: int) -> str:
     """A process's exit status in words: its crash (``crash_name``), else "exit status 1"."""
     return crash_name(returncode) or f"exit status {returncode}"
+
+
+def clock(seconds: float) -> str:
+    """A duration as install.py and present.py print it: '4 min 07 s'."""
+    return f"{int(seconds) // 60} min {int(seconds) % 60:02d} s"
 
 
 def python_command(script: str, *arguments: str, windows: bool = os.name == "nt") -> str:
