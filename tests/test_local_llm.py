@@ -647,6 +647,52 @@ def test_a_seed_makes_sampling_repeatable(local_llm):
 
 
 @pytest.mark.local_llm
+def test_greedy_structured_output_picks_the_same_tokens_when_the_grammar_sees_only_the_shortlist(monkeypatch):
+    """llm_server/sampling.py: asking the grammar about the likeliest tokens first gives, token for
+    token, what llama.cpp's whole chain gives (penalties, the grammar over every token, greedy), and
+    most steps never ask it about the whole vocabulary."""
+    if importlib.util.find_spec("llama_cpp") is None or serve.bundled_model_path() is None:
+        pytest.skip("the offline LLM extra is not installed (optional): make local-llm-install")
+    import llama_cpp
+    from llm_server import sampling  # serve.py put local_llm/ on sys.path
+
+    model = llama_cpp.Llama(
+        model_path=str(serve.prepared_model(serve.bundled_model_path())),
+        n_ctx=2048,
+        n_threads=1,
+        n_threads_batch=2,
+        verbose=False,
+    )
+    schemas = [serve.fit_structured_output(schema, 120)[0] for schema in (JUDGE_SCHEMA, MLFLOW_JUDGE_SCHEMA)]
+    schemas.append(SEARCH_TOOL["function"]["parameters"])
+    questions = ["What is a merge conflict?", "Why do teams review code?", "What is technical debt?"]
+
+    def answers() -> list[str]:
+        return [
+            model.create_chat_completion(
+                messages=[{"role": "user", "content": f"{question} Is 'Git' an answer about software? In JSON."}],
+                response_format={"type": "json_object", "schema": schema},
+                temperature=0,
+                repeat_penalty=1.1,  # llama-cpp-python's server default: the penalties are in the chain
+                max_tokens=60,
+            )["choices"][0]["message"]["content"]
+            for question in questions
+            for schema in schemas
+        ]
+
+    whole_chain = answers()
+    asked_everything = []  # the steps that fell back to the whole chain
+    chain_sample = sampling._chain_sample
+    monkeypatch.setattr(sampling, "_chain_sample", lambda *a, **k: asked_everything.append(1) or chain_sample(*a, **k))
+    monkeypatch.setattr(llama_cpp.Llama, "sample", sampling.sample)
+    shortlisted = answers()
+
+    assert shortlisted == whole_chain
+    steps = sum(len(model.tokenize(text.encode(), add_bos=False)) + 1 for text in shortlisted)
+    assert len(asked_everything) < steps / 4, (len(asked_everything), steps)
+
+
+@pytest.mark.local_llm
 def test_json_schema_response_format_returns_json_valid_against_the_schema(local_llm):
     body = _chat(
         local_llm,

@@ -49,6 +49,10 @@ LangChain, MLflow's judges) work against it unchanged:
    llama.cpp's embedding mode, a second instance loaded on the first such request
    (llm_server/embeddings.py). Its vectors are a 135M chat model's, good enough for the mechanism.
 
+8. A greedy verdict asks its grammar about the likeliest tokens first, as llama.cpp's own
+   ``common_sampler`` does, not about all 49,152 of the vocabulary at every step
+   (llm_server/sampling.py): the same tokens; a verdict took 1.3 s instead of 1.6 s here.
+
 ``temperature`` and ``seed`` are honoured per request; ``--temperature`` / ``--seed`` set them for
 requests that leave them out (MLflow's judges send neither). With temperature 0 the model always
 picks its most likely token.

@@ -7,5 +7,7 @@
 - ``budget``: JSON-schema budget maths, so structured output always completes (pure functions).
 - ``chat_handler``: the llama.cpp chat handler (tools, structured output, text) and the one
   llama.cpp global it patches. Imports llama_cpp: only loaded when the server starts.
+- ``sampling``: greedy decoding under a grammar, the grammar asked about the likeliest tokens first
+  (the same tokens as llama.cpp's chain, sooner). Imports llama_cpp: installed when the server starts.
 - ``process``: the model file, the app, the port check and starting serve.py in the background.
 """

@@ -91,10 +91,12 @@ def build_app(
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
+    from llm_server import sampling
     from llm_server.chat_handler import register_chat_handler
     from llm_server.embeddings import Embedder
 
     register_chat_handler(rules)
+    sampling.install()  # greedy verdicts ask the grammar about the likeliest tokens first: same tokens, sooner
     model = ModelSettings(
         model=str(model_path),
         model_alias=MODEL_ALIAS,
