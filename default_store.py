@@ -18,6 +18,9 @@ active virtual environment. From then on, every Python process of that environme
   ``mlartifacts/`` next to that file, instead of ``./mlruns`` of the current folder, and MLflow's
   download progress bars are off (copying within one disk is instant; the bars were only noise).
 
+* In a bare ``mlflow ui`` (no ``--backend-store-uri``), that same store (``ui_defaults``): MLflow's
+  UI reads its own variable, not ``MLFLOW_TRACKING_URI``, and would otherwise open a new, empty
+  ``mlflow.db`` in the current folder.
 * MLflow's server no longer prints Starlette's deprecation of ``starlette.middleware.wsgi``
   (``quiet_known_warnings``), a warning meant for MLflow's developers.
 * In the ``mlflow run`` command itself, when the tracking URI is a server (``http(s)://``): one
@@ -83,6 +86,24 @@ def apply_defaults(environ=os.environ) -> None:
     environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+def ui_defaults(environ=os.environ, orig_argv: list[str] | None = None) -> None:
+    """In a bare ``mlflow ui`` (the talk's command, typed in any folder): the store in use, not a new
+    ``mlflow.db`` of the current folder. ``mlflow ui`` reads its store from ``--backend-store-uri``
+    or MLFLOW_BACKEND_STORE_URI, never from MLFLOW_TRACKING_URI; so, in that one process (and the
+    server's workers, which inherit it), the tracking URI's SQLite store becomes the backend store,
+    and its artifact folder the root of experiments the UI creates. Options you give win. Set here,
+    at that process's start, from the tracking URI of the moment: never stale in other processes."""
+    words = mlflow_command(orig_argv)
+    database = sqlite_path(environ.get("MLFLOW_TRACKING_URI", ""))
+    if words[1:2] != ["ui"] or database is None or not database.is_absolute():
+        return
+    if not any(word.startswith("--backend-store-uri") for word in words):
+        environ.setdefault("MLFLOW_BACKEND_STORE_URI", environ["MLFLOW_TRACKING_URI"])
+    artifacts = environ.get(ARTIFACT_ROOT_VARIABLE)
+    if artifacts and not any(word.startswith(("--default-artifact-root", "--artifacts-destination")) for word in words):
+        environ.setdefault("MLFLOW_DEFAULT_ARTIFACT_ROOT", artifacts)
+
+
 def quiet_known_warnings() -> None:
     """MLflow 3.17.2's server (mlflow/server/fastapi_app.py) imports ``starlette.middleware.wsgi``,
     which Starlette 1.x deprecates: each uvicorn worker of ``mlflow ui`` / ``mlflow server`` printed
@@ -109,10 +130,10 @@ def quiet_known_warnings() -> None:
 SERVER_TIMEOUT = 4.0  # seconds to connect, then to get an answer (the same as the examples' cli.py)
 
 
-def is_mlflow_run(orig_argv: list[str] | None = None) -> bool:
-    """True in the ``mlflow run`` command (``mlflow run ...`` or ``python -m mlflow run ...``), not
-    in the script it starts; ``--help`` needs no server. It reads ``sys.orig_argv``: at start-up
-    ``sys.argv`` is still ``["-m", ...]``, and inside the hook runpy has replaced its first word."""
+def mlflow_command(orig_argv: list[str] | None = None) -> list[str]:
+    """The words of an ``mlflow`` command (``mlflow run ...``, ``python -m mlflow ui ...``) from
+    ``mlflow`` on, or [] in any other process. It reads ``sys.orig_argv``: at start-up ``sys.argv``
+    is still ``["-m", ...]``, and inside the hook runpy has replaced its first word."""
     words = list(orig_argv if orig_argv is not None else sys.orig_argv)[1:]  # after the interpreter
     while words and words[0].startswith("-") and words[0] != "-m":  # its options, e.g. -X importtime
         words = words[2:] if words[0] in ("-X", "-W") else words[1:]
@@ -120,6 +141,12 @@ def is_mlflow_run(orig_argv: list[str] | None = None) -> bool:
         words = words[1:]
     elif words:  # the script: .../bin/mlflow, or Scripts\mlflow.exe on Windows
         words[0] = PureWindowsPath(words[0]).stem.lower()
+    return words if words[:1] == ["mlflow"] else []
+
+
+def is_mlflow_run(orig_argv: list[str] | None = None) -> bool:
+    """True in the ``mlflow run`` command, not in the script it starts; ``--help`` needs no server."""
+    words = mlflow_command(orig_argv)
     return words[:2] == ["mlflow", "run"] and not {"-h", "--help"} & set(words)
 
 
@@ -311,6 +338,7 @@ def reset(force: bool) -> None:
 
 if __name__ == "default_store_hook":  # (site may run a venv's .pth files twice: all of this is idempotent)
     apply_defaults()
+    ui_defaults()
     quiet_known_warnings()
     mlflow_run_check()
 elif __name__ == "__main__":

@@ -60,6 +60,26 @@ def test_an_explicit_server_uri_wins_and_gets_no_local_artifact_root():
     assert environ == {"MLFLOW_TRACKING_URI": "http://localhost:5000", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
 
 
+def test_a_bare_mlflow_ui_gets_the_store_in_use_and_options_given_win():
+    store = {"MLFLOW_TRACKING_URI": "sqlite:////data/course/mlflow.db"}
+    default_store.apply_defaults(store)
+    ui = dict(store)
+    default_store.ui_defaults(ui, ["/venv/bin/python", "/venv/bin/mlflow", "ui", "--port", "5001"])
+    assert ui["MLFLOW_BACKEND_STORE_URI"] == "sqlite:////data/course/mlflow.db"
+    assert ui["MLFLOW_DEFAULT_ARTIFACT_ROOT"] == "/data/course/mlartifacts"
+
+    given = dict(store)
+    default_store.ui_defaults(given, ["python", "-m", "mlflow", "ui", "--backend-store-uri=sqlite:///x.db"])
+    assert "MLFLOW_BACKEND_STORE_URI" not in given  # the option wins
+    for other in (["/venv/bin/python", "/venv/bin/mlflow", "run", "."], ["python", "train.py"]):
+        untouched = dict(store)
+        default_store.ui_defaults(untouched, other)
+        assert untouched == store  # only in `mlflow ui`: no variable that could go stale elsewhere
+    server = {"MLFLOW_TRACKING_URI": "http://localhost:5000"}
+    default_store.ui_defaults(server, ["/venv/bin/python", "/venv/bin/mlflow", "ui"])
+    assert server == {"MLFLOW_TRACKING_URI": "http://localhost:5000"}  # a server: no local store to open
+
+
 @pytest.mark.e2e  # several fresh interpreters of the venv: ~10 s
 def test_every_process_of_the_venv_defaults_to_the_root_store(tmp_path):
     printed = _python(

@@ -8,6 +8,8 @@ import re
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -52,3 +54,39 @@ def test_make_ui_says_ready_only_when_the_ui_answers(mlflow_store, tmp_path):
     assert PYTHON_WARNING.findall(printed_errors) == []
     # Ctrl+C leaves nothing behind: the state file `make reset` reads is gone.
     assert not (Path(mlflow_store.tracking_uri.removeprefix("sqlite:///")).parent / ".mlflow-ui.json").exists()
+
+
+def test_a_bare_mlflow_ui_typed_in_any_folder_serves_the_store_in_use(mlflow_store, tmp_path):
+    """The talk's `mlflow ui`, in an example's folder with the venv active: the repository's store
+    (the start-up hook's ui_defaults), not a new, empty mlflow.db of that folder."""
+    mlflow_store.client.create_experiment("seen-by-a-bare-mlflow-ui")
+    elsewhere = tmp_path / "an_example_folder"
+    elsewhere.mkdir()
+    port = free_port()
+    log = tmp_path / "ui.log"
+    ui = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=elsewhere,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=seen-by-a-bare-mlflow-ui"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    assert answer.status == 200
+                    break
+            except urllib.error.HTTPError as answer:  # it answered, from another store
+                raise AssertionError(f"the UI answered {answer.code}: {log.read_text()[-2000:]}") from None
+            except OSError:  # not listening yet
+                assert ui.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(1)
+    finally:
+        os.killpg(ui.pid, signal.SIGINT)
+        ui.wait(timeout=60)
+    assert "Backend store URI not provided" not in log.read_text()
+    assert not (elsewhere / "mlflow.db").exists(), "a bare mlflow ui opened a store of its own folder"
