@@ -2,7 +2,9 @@
 # Every target uses the repository's own virtual environment in .venv/, created on first use.
 # Windows users: the README gives the same steps as plain venv/pip/pytest commands.
 
-PYTHON ?= python3
+# The pins are for Python 3.11 (requirements.txt, each python_env.yaml): python3.11 where there is
+# one, else python3; a venv is only made from a 3.11 (make ... PYTHON=/path/to/python3.11 chooses).
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
@@ -24,7 +26,7 @@ help:
 	@echo "make reset       empty the repository's store (mlflow.db, mlartifacts/) after a y/N question; FORCE=1"
 	@echo "make test        create .venv if missing, run the test suite"
 	@echo "make test-fast   the unit tier only (pytest -m unit): pure tests, about a minute"
-	@echo "make test-all    install the offline LLM extra and Chromium too, then run every test (what CI runs)"
+	@echo "make test-all    lint, install the offline LLM and align extras and Chromium too, then run every test (what CI runs)"
 	@echo "make lint        ruff check + ruff format --check (the repository's pyproject.toml)"
 	@echo "make notebook    open the talk's census notebook (census_project/mlflow_census_demo.ipynb) in Jupyter, on the store"
 	@echo "make ui          open the MLflow UI on the repository's store (http://127.0.0.1:$(UI_PORT))"
@@ -54,6 +56,9 @@ UV_INSTALL  = $(PY) -m uv --version 2>/dev/null | grep -q " $(UV_VERSION)" || \
               $(PY) -m pip install --quiet uv==$(UV_VERSION); $(PY) -m uv pip install --quiet --compile-bytecode --python $(PY)
 
 $(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+	  echo "error: the pinned environment needs Python 3.11, and $(PYTHON) is $$($(PYTHON) --version 2>/dev/null || echo 'not found'). Install Python 3.11 (python.org; macOS: brew install python@3.11), then run make again, with PYTHON=<its path> if it is not python3.11 on PATH" >&2; \
+	  exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==$(PIP_VERSION)
 

@@ -154,3 +154,24 @@ def test_make_installs_the_pinned_requirements_with_compiled_bytecode():
     assert "--compile-bytecode" in install
     for requirements in ("requirements.txt", "requirements-dev.txt"):
         assert f"\t$(UV_INSTALL) -r {requirements}\n" in makefile
+
+
+@pytest.mark.parametrize("version", ["Python 3.9.6", None])  # macOS's Command Line Tools; no Python at all
+def test_make_makes_a_venv_only_from_python_3_11_and_says_how_to_choose_one(tmp_path, version):
+    """The pins are for 3.11: another Python gets one line naming what it found and the fix, exit 2,
+    and no half-made .venv (which every later make would take as made)."""
+    for name in ("Makefile", "requirements.txt"):
+        (tmp_path / name).write_bytes((REPO_ROOT / name).read_bytes())
+    python = tmp_path / "python3"
+    if version:  # answers --version, fails anything else (as a Python without the pins' wheels would)
+        python.write_text(f'#!/bin/sh\n[ "$1" = --version ] && echo "{version}" && exit 0\nexit 1\n')
+        python.chmod(0o755)
+    completed = subprocess.run(
+        ["make", "install", f"PYTHON={python}"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert completed.returncode == 2
+    [line] = [line for line in completed.stderr.splitlines() if not line.startswith("make: ***")]
+    assert line.startswith("error: the pinned environment needs Python 3.11, ")
+    assert f"{python} is {version or 'not found'}." in line
+    assert "PYTHON=" in line
+    assert not (tmp_path / ".venv").exists()
