@@ -42,14 +42,15 @@ def main() -> None:
     # The model autolog logged: MLflow 3 gives it an ID (m-...), shown in the UI's Models tab too
     model_uri = f"models:/{mlflow.last_logged_model().model_id}"
     print(f"Logged model: {model_uri}   (run {run.info.run_id})")
-    cli.print_ui_hint(run, f"experiment {EXPERIMENT_NAME!r}, run {RUN_NAME!r}: params, metrics, model, artifacts")
+    experiment = mlflow.get_experiment(run.info.experiment_id).name  # --experiment-name's, if mlflow run chose
+    cli.print_ui_hint(run, f"experiment {experiment!r}, run {RUN_NAME!r}: params, metrics, model, artifacts")
     cli.print_next(
         "predict with it (talk: Model serving pt. 1)",
         f'mlflow models predict --env-manager local -m "{model_uri}" -i {{here}}/serving_input_example.json',
     )
     cli.print_next(
         "register it, alias 'champion' (talk: Model registration)",
-        cli.mlflow_run_command("register", {"model_uri": model_uri}, experiment_name=EXPERIMENT_NAME),
+        cli.mlflow_run_command("register", {"model_uri": model_uri}, experiment_name=experiment),
     )
 
 

@@ -8,6 +8,8 @@ or as an MLflow Project:
 --model-uri newest (the default) picks the model of the newest successful `autologging_run`.
 """
 
+import os
+
 import mlflow
 from mlflow.exceptions import MlflowException
 
@@ -54,17 +56,26 @@ def parse_args(argv: list[str] | None = None):
 
 
 def newest_autologged_model() -> str:
-    """models:/<id> of the model logged by the newest FINISHED autologging_run."""
-    runs = mlflow.search_runs(
-        experiment_names=[EXPERIMENT_NAME],
-        filter_string=f"attributes.run_name = '{RUN_NAME}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
+    """models:/<id> of the model logged by the newest FINISHED autologging_run, in this command's
+    experiment: under `mlflow run`, the one it runs in (its --experiment-name, or a classroom
+    server's MLFLOW_EXPERIMENT_NAME); run alone, autologging_example.py's."""
+    if cli.under_mlflow_run():
+        experiment = mlflow.get_experiment(mlflow.get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id)
+    else:
+        experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    runs = []
+    if experiment is not None:
+        runs = mlflow.search_runs(
+            experiment_ids=[experiment.experiment_id],
+            filter_string=f"attributes.run_name = '{RUN_NAME}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+            output_format="list",
+        )
     if not runs or not runs[0].outputs.model_outputs:
+        name = experiment.name if experiment is not None else EXPERIMENT_NAME
         raise cli.UserError(
-            f"no model logged by a successful {RUN_NAME!r} in experiment {EXPERIMENT_NAME!r}. "
+            f"no model logged by a successful {RUN_NAME!r} in experiment {name!r}. "
             f"Run it first, e.g. python autologging_example.py"
         )
     return f"models:/{runs[0].outputs.model_outputs[0].model_id}"
