@@ -56,15 +56,16 @@ def parse_args(argv: list[str] | None = None):
 
 
 def newest_autologged_model() -> str:
-    """models:/<id> of the model logged by the newest FINISHED autologging_run, in this command's
-    experiment: under `mlflow run`, the one it runs in (its --experiment-name, or a classroom
-    server's MLFLOW_EXPERIMENT_NAME); run alone, autologging_example.py's."""
+    """models:/<id> of the model logged by the newest FINISHED autologging_run: in this command's
+    experiment (under `mlflow run`, the one it runs in: its --experiment-name, or a classroom
+    server's MLFLOW_EXPERIMENT_NAME), else in autologging_example.py's own."""
+    searched = []
     if cli.under_mlflow_run():
-        experiment = mlflow.get_experiment(mlflow.get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id)
-    else:
-        experiment = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
-    runs = []
-    if experiment is not None:
+        searched.append(mlflow.get_experiment(mlflow.get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id))
+    own = mlflow.get_experiment_by_name(EXPERIMENT_NAME)
+    if own is not None and own.experiment_id not in {e.experiment_id for e in searched}:
+        searched.append(own)
+    for experiment in searched:
         runs = mlflow.search_runs(
             experiment_ids=[experiment.experiment_id],
             filter_string=f"attributes.run_name = '{RUN_NAME}' and attributes.status = 'FINISHED'",
@@ -72,13 +73,13 @@ def newest_autologged_model() -> str:
             max_results=1,
             output_format="list",
         )
-    if not runs or not runs[0].outputs.model_outputs:
-        name = experiment.name if experiment is not None else EXPERIMENT_NAME
-        raise cli.UserError(
-            f"no model logged by a successful {RUN_NAME!r} in experiment {name!r}. "
-            f"Run it first, e.g. python autologging_example.py"
-        )
-    return f"models:/{runs[0].outputs.model_outputs[0].model_id}"
+        if runs and runs[0].outputs.model_outputs:
+            return f"models:/{runs[0].outputs.model_outputs[0].model_id}"
+    names = " or ".join(repr(name) for name in dict.fromkeys([*(e.name for e in searched), EXPERIMENT_NAME]))
+    raise cli.UserError(
+        f"no model logged by a successful {RUN_NAME!r} in experiment {names}. "
+        f"Run it first, e.g. python autologging_example.py"
+    )
 
 
 def check_model_exists(model_uri: str) -> None:

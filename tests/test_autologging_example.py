@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from mlflow.models import Model
 from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from tests import harness
+from tests import examples, harness
 
 FOLDER = "autologging_example"
 # Not autologging_example.EXPERIMENT_NAME: as a classroom server's student would (tracking_server's
@@ -230,3 +231,32 @@ def test_the_printed_next_commands_work_from_the_folder_and_from_the_root(store,
     for command, folder in ((register_inside, FOLDER), (register_root, None)):
         assert harness.run_printed(store, command, folder).run.info.status == "FINISHED"
     assert len(store.client.search_model_versions(f"name = '{MODEL_NAME}'")) == versions_before + 2
+
+
+def test_register_s_newest_looks_in_its_own_experiment_then_in_the_script_s(mlflow_store, monkeypatch):
+    """`register` without -P model_uri, in-process: under `mlflow run`, the newest autologging_run of
+    the experiment it runs in; when that has none (a command without --experiment-name, in
+    Default), autologging_example.py's own experiment; when neither has one, one line naming both."""
+    (register_model,) = examples.load(FOLDER, "register_model")
+    cli = register_model.cli
+
+    def autologging_run(experiment: str) -> str:  # as autologging_example.py, run alone
+        monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run(run_name=register_model.RUN_NAME):
+            model = mlflow.sklearn.log_model(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), name="model")
+        return f"models:/{model.model_id}"
+
+    def command_run_in(experiment: str) -> None:  # the run `mlflow run` makes before the script starts
+        run = mlflow_store.client.create_run(mlflow.set_experiment(experiment).experiment_id)
+        monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+
+    command_run_in("Default")
+    with pytest.raises(cli.UserError, match="in experiment 'Default' or 'autologging-example'. Run it first"):
+        register_model.newest_autologged_model()
+    scripts_own = autologging_run(register_model.EXPERIMENT_NAME)
+    command_run_in("Default")
+    assert register_model.newest_autologged_model() == scripts_own  # nothing in Default: the script's
+    alices = autologging_run("alice")
+    command_run_in("alice")
+    assert register_model.newest_autologged_model() == alices  # its own experiment first

@@ -302,7 +302,7 @@ def check_autologging(backstage: Backstage, store: projects.Store) -> str:
     files = backstage.objects(bucket_prefix(model.artifact_location))
     expect({"MLmodel", "model.pkl", "requirements.txt"} <= set(files), f"model files in the bucket: {sorted(files)}")
 
-    projects.run_project(store, "autologging_example", "register")  # model_uri=newest: the model above
+    projects.run_project(store, "autologging_example", "register", experiment_name=experiment)  # newest: the above
     name = "iris-classifier-dt"
     versions = registered_versions_of(backstage, name, {run.info.run_id})
     expect(versions, f"no version of {name} from run {run.info.run_id} in PostgreSQL")
