@@ -8,12 +8,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.harness import REPO_ROOT, free_port
+from tests.harness import REPO_ROOT, background_server, free_port
 
 # Python's warning format, "<file>:<line>: <Category>: <message>": MLflow 3.17.2's server printed
 # "StarletteDeprecationWarning: starlette.middleware.wsgi is deprecated ..." once per uvicorn worker.
@@ -63,30 +61,12 @@ def test_a_bare_mlflow_ui_typed_in_any_folder_serves_the_store_in_use(mlflow_sto
     elsewhere = tmp_path / "an_example_folder"
     elsewhere.mkdir()
     port = free_port()
-    log = tmp_path / "ui.log"
-    ui = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=elsewhere,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=seen-by-a-bare-mlflow-ui"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5) as answer:
-                    assert answer.status == 200
-                    break
-            except urllib.error.HTTPError as answer:  # it answered, from another store
-                raise AssertionError(f"the UI answered {answer.code}: {log.read_text()[-2000:]}") from None
-            except OSError:  # not listening yet
-                assert ui.poll() is None, log.read_text()[-3000:]
-                assert time.monotonic() < deadline, log.read_text()[-3000:]
-                time.sleep(1)
-    finally:
-        os.killpg(ui.pid, signal.SIGINT)
-        ui.wait(timeout=60)
-    assert "Backend store URI not provided" not in log.read_text()
+    command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(port)]
+    with background_server(command, f"http://127.0.0.1:{port}/health", cwd=elsewhere):
+        # An answer from another store is a 404 (HTTPError): the test fails at once, naming it.
+        found = (
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=seen-by-a-bare-mlflow-ui"
+        )
+        with urllib.request.urlopen(found, timeout=30) as answer:
+            assert answer.status == 200
     assert not (elsewhere / "mlflow.db").exists(), "a bare mlflow ui opened a store of its own folder"
