@@ -113,23 +113,8 @@ def main() -> None:
 
     labels.print_agreement(table, counted)
     cli.print_ui_hint(run, "the review run; the verdicts are on each trace of the generation run")
-    experiment = generation.experiment_name(run)
-    this_run = {"generation_run_id": generation_run.info.run_id}
-    if table.empty and not any(labels.human_verdicts(trace, asked, counted) for trace in reviewed):
-        cli.print_next(
-            "label these answers in the Review page (the link above), then run review again to measure the judges",
-            cli.mlflow_run_command("review", {**this_run, "labels": UI}, experiment),
-        )
-    elif table.empty:
-        cli.print_next(
-            "let the judges judge these answers too, then review again to compare",
-            cli.mlflow_run_command("evaluate_responses", this_run, experiment),
-        )
-    else:
-        cli.print_next(
-            "compare prompt templates on the evidence you can now trust",
-            cli.mlflow_run_command("compare", {"templates": "basic,practical", "max_questions": 6}, experiment),
-        )
+    labelled = any(labels.human_verdicts(trace, asked, counted) for trace in reviewed)
+    print_next_step(generation.experiment_name(run), generation_run.info.run_id, table, labelled)
 
 
 def parse_args(argv: list[str] | None = None):
@@ -156,6 +141,27 @@ def parse_args(argv: list[str] | None = None):
         help="whose verdicts count, and your name on the ones logged here; 'none' = count anyone's, log as your login",
     )
     return parser.parse_args(argv)
+
+
+def print_next_step(experiment: str, generation_run_id: str, table: pd.DataFrame, labelled: bool) -> None:
+    """What to run next: label in the Review page (nothing labelled yet), let the judges judge these
+    answers (labelled, but no judge verdict to compare with), or compare on what is now measured."""
+    this_run = {"generation_run_id": generation_run_id}
+    if table.empty and not labelled:
+        cli.print_next(
+            "label these answers in the Review page (the link above), then run review again to measure the judges",
+            cli.mlflow_run_command("review", {**this_run, "labels": UI}, experiment),
+        )
+    elif table.empty:
+        cli.print_next(
+            "let the judges judge these answers too, then review again to compare",
+            cli.mlflow_run_command("evaluate_responses", this_run, experiment),
+        )
+    else:
+        cli.print_next(
+            "compare prompt templates on the evidence you can now trust",
+            cli.mlflow_run_command("compare", {"templates": "basic,practical", "max_questions": 6}, experiment),
+        )
 
 
 def require_verdicts(traces, asked: dict, counted: str | None, generation_run, page: str) -> None:

@@ -209,6 +209,29 @@ def test_the_chart_shows_the_decision_and_why_each_judge_was_set_aside():
 
 
 @pytest.mark.entry_point("llmops_project", "review")
+@pytest.mark.parametrize(
+    ("measured", "labelled", "what", "command"),
+    [
+        (False, False, "label these answers in the Review page", "-e review"),
+        (False, True, "let the judges judge these answers too", "-e evaluate_responses"),
+        (True, True, "compare prompt templates on the evidence you can now trust", "-e compare"),
+    ],
+)
+def test_review_names_the_next_step_from_what_it_found(capsys, measured, labelled, what, command):
+    """Nothing labelled: label in the Review page; labelled but never judged: judge first; measured:
+    compare. Each command names the experiment and, but for compare, the reviewed run."""
+    [review] = examples.load(PROJECT, "review")
+    table = pd.DataFrame({"judge": ["correctness"] if measured else []})
+    review.print_next_step("se-answers", "run-1", table, labelled)
+    out = capsys.readouterr().out
+    assert out.startswith(f"\nNext, {what}")
+    [inside, root] = out.splitlines()[2:]
+    assert f"mlflow run {command} --env-manager=local --experiment-name se-answers " in inside
+    assert inside.split("  ")[-1].replace(" . ", f" {PROJECT} ") == root.split("  ")[-1]
+    assert ("-P generation_run_id=run-1" in inside) is not measured
+    assert ("-P labels=ui" in inside) is (not labelled)
+
+
 def test_review_sets_up_the_review_page_once_logs_human_feedback_once_and_measures_the_judges(
     mlflow_store, llm_server, tmp_path, capsys
 ):
