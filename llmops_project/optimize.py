@@ -94,19 +94,7 @@ def main() -> None:
     else:
         print(champion_line)
     cli.print_ui_hint(run, f"the optimize run; Prompts > {optimized.name} shows v{optimized.version} and its tags")
-    experiment = generation.experiment_name(run)
-    if runs:
-        candidate = next(name for name in runs if f" v{optimized.version} " in name)
-        cli.print_next(
-            "review the optimized prompt's answers yourself",
-            cli.mlflow_run_command("review", {"generation_run_id": runs[candidate].info.run_id}, experiment),
-        )
-    else:
-        other = next(name for name in optimization.OPTIMIZERS if name != args.optimizer)
-        params = {"template": prompt.name, "optimizer": other, "max_questions": 2 * args.max_questions}
-        cli.print_next(
-            f"try {other}, or more questions to optimize on", cli.mlflow_run_command("optimize", params, experiment)
-        )
+    print_next_step(generation.experiment_name(run), optimized, runs, prompt.name, args)
 
 
 def parse_args(argv: list[str] | None = None):
@@ -140,6 +128,23 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--seed", type=int, default=42, help="seed of the split and of the sampling")
     parser.add_argument("--concurrency", type=cli.whole_number(1), default=8, help="questions at once")
     return parser.parse_args(argv)
+
+
+def print_next_step(experiment: str, optimized, runs: dict, template: str, args) -> None:
+    """What to run next: review the optimized version's answers (it was compared: ``runs`` holds the
+    candidates' generation runs by name), or try the other optimizer on more questions (it changed nothing)."""
+    if runs:
+        candidate = next(name for name in runs if f" v{optimized.version} " in name)
+        cli.print_next(
+            "review the optimized prompt's answers yourself",
+            cli.mlflow_run_command("review", {"generation_run_id": runs[candidate].info.run_id}, experiment),
+        )
+    else:
+        other = next(name for name in optimization.OPTIMIZERS if name != args.optimizer)
+        params = {"template": template, "optimizer": other, "max_questions": 2 * args.max_questions}
+        cli.print_next(
+            f"try {other}, or more questions to optimize on", cli.mlflow_run_command("optimize", params, experiment)
+        )
 
 
 if __name__ == "__main__":

@@ -301,6 +301,11 @@ def test_optimize_registers_a_tagged_version_and_lets_the_comparison_move_the_ch
     assert mlflow_store.client.get_prompt_version_by_alias("basic", "champion").version == 2
     assert "@champion is now basic v2 (was none), which won with gpt-4.1-mini, max_tokens 500" in result.stdout
     assert mlflow_store.client.get_prompt_version("basic", 2).tags["quiz.won_with"] == "gpt-4.1-mini, max_tokens 500"
+    optimized_answers = children["basic-v2-gpt-4.1-mini"].info.run_id  # next: review them
+    assert (
+        f"-e review --env-manager=local --experiment-name optimize-test . -P generation_run_id={optimized_answers}"
+        in (result.stdout)
+    )
 
 
 def test_optimize_says_when_the_optimizer_changed_nothing(mlflow_store, llm_server):
@@ -316,6 +321,10 @@ def test_optimize_says_when_the_optimizer_changed_nothing(mlflow_store, llm_serv
     assert mlflow_store.client.get_prompt_version("basic", 2).tags["quiz.template_changed"] == "false"
     assert run.data.tags["decision"] == "no comparison: the template did not change"
     assert "changed nothing (MLflow registers a version all the same). Nothing to compare." in result.stdout
+    assert "Next, try gepa, or more questions to optimize on:" in result.stdout
+    assert "-e optimize --env-manager=local --experiment-name Default . -P template=basic -P optimizer=gepa" in (
+        result.stdout
+    )
     assert mlflow.genai.load_prompt("prompts:/basic@champion", allow_missing=True, cache_ttl_seconds=0) is None
 
 
