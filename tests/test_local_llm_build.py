@@ -153,6 +153,28 @@ def test_on_windows_without_a_compiler_the_line_names_msvc_too(windows, monkeypa
     assert "\n" not in message
 
 
+def test_the_wheel_is_compiled_here_never_taken_ready_made(monkeypatch, tmp_path):
+    """pip wheel would take a ready-made wheel of the pinned version from its cache, a --find-links
+    folder (PIP_FIND_LINKS) or an extra index: built natively elsewhere, perhaps for another CPU."""
+    monkeypatch.setattr(install, "missing_compilers", lambda: [])
+    calls = []
+
+    def pip(arguments, building=False, environment=None):
+        calls.append((arguments, environment["CMAKE_ARGS"]))
+        (tmp_path / "wheels").mkdir(exist_ok=True)  # as pip wheel makes its --wheel-dir
+        (tmp_path / "wheels" / "llama_cpp_python-0.3.36-cp311-cp311-linux_x86_64.whl").write_bytes(b"")
+
+    monkeypatch.setattr(install, "run_pip", pip)
+    wheel = install.build_wheel("0.3.36", "x86-64-v3", "-DGGML_NATIVE=OFF", tmp_path / "wheels")
+    [(arguments, cmake_args)] = calls
+    assert arguments[0] == "wheel"
+    assert arguments[-1] == "llama-cpp-python==0.3.36"
+    assert {"--no-deps", "--no-cache-dir"} <= set(arguments)
+    assert arguments[arguments.index("--no-binary") + 1] == "llama-cpp-python"
+    assert cmake_args == "-DGGML_NATIVE=OFF"
+    assert wheel.parent == tmp_path / "wheels"
+
+
 def test_off_windows_cl_is_not_a_compiler(monkeypatch):
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.delenv("CC", raising=False)

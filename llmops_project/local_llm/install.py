@@ -320,9 +320,12 @@ def build_wheel(version: str, build: str, arguments: str, folder: Path) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     environment = {**os.environ, "CMAKE_ARGS": arguments, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
     started = time.monotonic()
-    # --no-cache-dir: never pip's cached wheel of this version (built natively, for another CPU perhaps)
+    # Compiled here, with these options, never a ready-made wheel of this version: not pip's cached one
+    # (--no-cache-dir), nor one in a --find-links folder (PIP_FIND_LINKS) or on an extra index
+    # (--no-binary): built natively elsewhere, perhaps for another CPU.
     run_pip(
-        ["wheel", "-v", "--no-deps", "--no-cache-dir", "--wheel-dir", str(folder), f"{PACKAGE}=={version}"],
+        ["wheel", "-v", "--no-deps", "--no-cache-dir", "--no-binary", PACKAGE, "--wheel-dir", str(folder)]
+        + [f"{PACKAGE}=={version}"],
         building=True,
         environment=environment,
     )
