@@ -55,6 +55,7 @@ def test_the_runner_prints_the_cells_output_and_its_errors_in_one_line(mlflow_st
     assert exited.value.code == 2
     out, err = capsys.readouterr()
     assert "MLflow 3.17.2 tracking URI: " + mlflow_store.tracking_uri in out  # the cells' prints, as they run
+    assert "Warning" not in out  # e.g. tqdm's "IProgress not found" at `import mlflow`, without ipywidgets
     assert err.startswith("error: mlflow_census_demo.ipynb failed in cell ")
     assert err.count("\n") == 1
     assert mlflow_store.client.search_experiments(filter_string="name = 'notebook-tests'") == []
