@@ -113,7 +113,7 @@ def main() -> None:
 
     labels.print_agreement(table, counted)
     cli.print_ui_hint(run, "the review run; the verdicts are on each trace of the generation run")
-    labelled = any(labels.human_verdicts(trace, asked, counted) for trace in reviewed)
+    labelled = not table.empty or any(labels.human_verdicts(trace, asked, counted) for trace in reviewed)
     print_next_step(generation.experiment_name(run), generation_run.info.run_id, table, labelled)
 
 
