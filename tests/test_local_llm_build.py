@@ -397,6 +397,19 @@ def test_exit_statuses_in_words():
     )
     assert running.fatal_signal("Windows fatal exception: float divide by zero\n") == "float divide by zero"
     assert running.fatal_signal("") is None
+    # Two threads that fault at once write into each other's line: the native build's server on a Xeon
+    # with AMX, whose llama.cpp threads both died at ldtilecfg (its crash file, 2026-12-07)
+    both = "Fatal Python error: Fatal Python error: Segmentation faultSegmentation fault\n\n\n\nCurrent thread"
+    assert running.fatal_signal(both) == "SIGSEGV (signal 11)"
+    assert running.fatal_signal("Fatal Python error: Fatal Python error: Illegal instructionIllegal instruction\n") == (
+        "SIGILL (signal 4)"
+    )
+    assert running.fatal_signal(
+        "Windows fatal exception: Windows fatal exception: access violationaccess violation\n"
+    ) == ("STATUS_ACCESS_VIOLATION (0xC0000005)")
+    assert running.fatal_signal("Fatal Python error: Fatal Python error: Something newSomething new\n") == (
+        "Something newSomething new"
+    )
 
 
 def test_the_printed_commands_run_this_python_by_its_path(monkeypatch):
@@ -432,6 +445,7 @@ DYING_SERVER = textwrap.dedent(
     from llm_server.running import register
     register("127.0.0.1", {port}, Path({log!r}))
     print("registered", flush=True)
+    {before_dying}
     time.sleep(0.2)
     os.kill(os.getpid(), signal.{signal})
     time.sleep(30)
@@ -439,13 +453,15 @@ DYING_SERVER = textwrap.dedent(
 )
 
 
-def dying_server(tmp_path, port: int, how: str = "SIGSEGV") -> Path:
-    """Run the stand-in until it has died; its log file."""
+def dying_server(tmp_path, port: int, how: str = "SIGSEGV", before_dying: str = "", reap: bool = False) -> Path:
+    """Run the stand-in until it has died; its log file. ``reap``: collect it as present.py's
+    server is (running.reap), not as any parent."""
     log = tmp_path / "server.log"
-    code = DYING_SERVER.format(local_llm=str(LOCAL_LLM), port=port, log=str(log), signal=how)
+    code = DYING_SERVER.format(local_llm=str(LOCAL_LLM), port=port, log=str(log), signal=how, before_dying=before_dying)
     with open(log, "w") as output:
-        completed = subprocess.run([sys.executable, "-c", code], stdout=output, stderr=subprocess.STDOUT, timeout=60)
-    assert completed.returncode == -getattr(signal, how), log.read_text()
+        server = subprocess.Popen([sys.executable, "-c", code], stdout=output, stderr=subprocess.STDOUT)
+        running.reap(server, port) if reap else server.wait(timeout=60)
+    assert server.returncode == -getattr(signal, how), log.read_text()
     return log
 
 
@@ -469,7 +485,50 @@ def test_a_server_killed_without_a_word_is_still_named(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     port = free_port()
     dying_server(tmp_path, port, "SIGKILL")
-    assert "stopped without a word" in running.crash_report(f"http://127.0.0.1:{port}/v1")
+    assert "stopped without a word: killed by a signal it could not name" in running.crash_report(
+        f"http://127.0.0.1:{port}/v1"
+    )
+
+
+# Several threads crashing at once can leave faulthandler no time to write (the native build's server
+# on a Xeon with AMX: an empty crash file in one of two runs). The stand-in: faulthandler off, then SIGSEGV.
+SILENT = "import faulthandler; faulthandler.disable()"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_crash_faulthandler_could_not_write_is_named_by_the_process_that_started_the_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    port = free_port()
+    dying_server(tmp_path, port, before_dying=SILENT, reap=True)  # as present.py's server (start_in_background)
+    report = running.crash_report(f"http://127.0.0.1:{port}/v1")
+    assert "crashed: SIGSEGV (signal 11); its log: " in report
+    assert running.note_path(port).with_suffix(".crash").read_text() == "Ended by: SIGSEGV (signal 11)\n"
+
+    other = free_port()  # a server started by anyone else (make local-llm): no parent to ask
+    dying_server(tmp_path, other, before_dying=SILENT)
+    unnamed = (
+        "stopped without a word: killed by a signal it could not name (SIGKILL, e.g. by the out-of-memory killer, "
+        "or a crash in several threads at once; the terminal that ran it says which)"
+    )
+    assert unnamed in running.crash_report(f"http://127.0.0.1:{other}/v1")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_what_faulthandler_wrote_is_not_overwritten_and_a_normal_stop_records_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    port = free_port()
+    dying_server(tmp_path, port, reap=True)  # faulthandler wrote its words: they stay the only ones
+    crash = running.note_path(port).with_suffix(".crash").read_text()
+    assert crash.startswith("Fatal Python error: Segmentation fault")
+    assert "Ended by" not in crash
+    running.record_exit(port, 12345, -signal.SIGSEGV)  # not the pid of the note: another server's end
+    running.record_exit(free_port(), 12345, -signal.SIGSEGV)  # no note at all
+    assert running.note_path(port).with_suffix(".crash").read_text() == crash
+    killed = free_port()
+    dying_server(tmp_path, killed, "SIGKILL", reap=True)
+    assert "was killed: SIGKILL (signal 9) (e.g. by the out-of-memory killer)" in running.crash_report(
+        f"http://127.0.0.1:{killed}/v1"
+    )
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -718,6 +777,7 @@ def test_the_real_server_killed_by_sigsegv_is_reported_as_a_crash(tmp_path, monk
     finally:
         stop_process(server)
         running.note_path(port).unlink(missing_ok=True)
+        running.note_path(port).with_suffix(".crash").unlink(missing_ok=True)  # not left in the user's cache
 
 
 @pytest.mark.parametrize("objdump", ["missing", "too old"])

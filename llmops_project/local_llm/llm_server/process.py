@@ -13,7 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from llm_server import decoding
+from llm_server import decoding, running
 from llm_server.middleware import OpenAICompatibility
 from llm_server.running import cache_dir
 from llm_server.settings import (
@@ -174,8 +174,9 @@ def start_in_background(port: int, log_path: Path, *options: str, timeout: float
     """Run serve.py in a subprocess on 127.0.0.1:``port`` (its output in ``log_path``) and wait
     until it answers GET /v1/models. For present.py, tests and benchmarks; stop it with ``terminate()``.
     Raises LocalLLMError, with the end of the log, when it exits or does not answer in time. Once it
-    answers, a thread waits for it: a crash is collected at once, so that a client asking whether it
-    is alive (running.alive) learns of it on any OS, not only where Linux's /proc tells of a zombie."""
+    answers, a thread waits for it (running.reap): a crash is collected at once, so that a client
+    asking whether it is alive (running.alive) learns of it on any OS, not only where Linux's /proc
+    tells of a zombie, and its signal goes into the crash file if faulthandler could not write it."""
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, str(SERVE_SCRIPT), "--port", str(port), "--log", str(log_path), *options],
@@ -188,7 +189,8 @@ def start_in_background(port: int, log_path: Path, *options: str, timeout: float
         while server.poll() is None and time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
-                threading.Thread(target=server.wait, name=f"reaper of serve.py on {port}", daemon=True).start()
+                name = f"reaper of serve.py on {port}"
+                threading.Thread(target=running.reap, args=(server, port), name=name, daemon=True).start()
                 return server
             except OSError:
                 time.sleep(0.5)

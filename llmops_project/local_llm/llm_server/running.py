@@ -6,7 +6,9 @@ cache folder, and Python's faulthandler writing into a file beside it, so that a
 (SIGSEGV, SIGILL, SIGBUS, SIGFPE, SIGABRT) leaves its name. A server that stops normally (Ctrl+C,
 SIGTERM, SIGHUP) removes its note. A client that cannot connect calls ``crash_report(base_url)``: a
 note whose process is gone, with nothing else answering on its port, means the server died, and the
-crash file says of what.
+crash file says of what: faulthandler's words, or, when it could write none (several threads
+crashing at once), how the process ended as the process that started it saw it (``reap``:
+present.py's server in ``make demo``).
 
 It also names how a crashed process ended (``crash_name``: a POSIX signal, or on Windows the
 exception code a crashed process exits with), writes the commands a student pastes
@@ -27,7 +29,9 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -50,6 +54,8 @@ WINDOWS_CRASHES = {
     0xC0000409: ("STATUS_STACK_BUFFER_OVERRUN", "stack buffer overrun"),
     0xC00000FD: ("STATUS_STACK_OVERFLOW", "stack overflow"),
 }
+ENDED_BY = "Ended by"  # record_exit's line in a crash file: "Ended by: SIGSEGV (signal 11)"
+REAPER_SECONDS = 1.0  # how long crash_report waits for that line when faulthandler wrote nothing
 _crash_file = None  # kept open: faulthandler writes into it from the signal handler
 
 
@@ -99,6 +105,33 @@ def unregister(port: int, pid: int) -> None:
         pass
 
 
+def reap(server: subprocess.Popen, port: int) -> None:
+    """Wait for a server this process started (``process.start_in_background``), then record how it
+    ended where its clients look (``record_exit``): present.py's server, in ``make demo``."""
+    server.wait()
+    record_exit(port, server.pid, server.returncode)
+
+
+def record_exit(port: int, pid: int, returncode: int) -> None:
+    """Write into the crash file of the server ``pid`` on ``port`` how it ended, when it died by a
+    signal (or a Windows exception) and faulthandler wrote nothing. That happens when several threads
+    crash at once: the first one's handler gives the signal back its default action, and the second
+    one's fault ends the process before a word is written (the native build's server on a Xeon with
+    AMX, 2026-12-07: its crash file was empty in one of two runs). Only the process that started the
+    server learns its exit status; this is what it knows, in the line ``fatal_signal`` reads."""
+    how = crash_name(returncode)
+    note = note_path(port)
+    try:
+        if how is None or json.loads(note.read_text()).get("pid") != pid:  # an exit, or a normal stop
+            return
+        crash = note.with_suffix(".crash")
+        if fatal_signal(crash.read_text(errors="replace")) is None:
+            with open(crash, "a") as written:
+                written.write(f"{ENDED_BY}: {how}\n")
+    except (OSError, ValueError):
+        pass
+
+
 def alive(pid: int) -> bool:
     """Whether a process with this id exists (POSIX: signal 0; Windows: its exit code)."""
     if sys.platform == "win32":
@@ -136,17 +169,27 @@ def fatal_signal(crash_text: str) -> str | None:
     (signal 11)"; on Windows "Windows fatal exception: access violation" -> "STATUS_ACCESS_VIOLATION
     (0xC0000005)"."""
     match = re.search(r"(Fatal Python error|Windows fatal exception): ([^\n]+)", crash_text)
-    if not match:
-        return None
-    what = match.group(2).strip()
+    if not match:  # faulthandler wrote nothing: what the process that started it saw (record_exit), if anything
+        ended = re.search(rf"^{ENDED_BY}: ([^\n]+)", crash_text, re.MULTILINE)
+        return ended[1] if ended else None
+    # Threads that fault at once (llama.cpp's workers on a Xeon with AMX, seen here) write into each
+    # other's line: "Fatal Python error: Fatal Python error: Segmentation faultSegmentation fault".
+    # So: the first error this names, wherever it stands in that line; else the line without the marker.
+    what = match.group(2).replace(f"{match.group(1)}: ", "").strip()
     if match.group(1) == "Windows fatal exception":  # "access violation", or "code 0xc0000094"
-        code = re.fullmatch(r"code (0x[0-9a-fA-F]+)", what)
-        number = int(code[1], 16) if code else next((n for n, (_, w) in WINDOWS_CRASHES.items() if w == what), 0)
-        return crash_name(number) or what
-    name = FATAL.get(what)
+        code = re.search(r"code (0x[0-9a-fA-F]+)", what)
+        number = int(code[1], 16) if code else first_named(what, {w: n for n, (_, w) in WINDOWS_CRASHES.items()})
+        return crash_name(number or 0) or what
+    name = first_named(what, FATAL)
     if name is None:
         return what
     return f"{name} (signal {int(getattr(signal, name, 0))})" if hasattr(signal, name) else name
+
+
+def first_named(text: str, names: dict):
+    """The value of the key of ``names`` that occurs first in ``text``; None if none does."""
+    found = [(text.find(key), value) for key, value in names.items() if key in text]
+    return min(found, key=lambda position_value: position_value[0])[1] if found else None
 
 
 def crash_name(returncode: int) -> str | None:
@@ -212,6 +255,14 @@ def server_note(base_url: str | None) -> dict | None:
         return None
 
 
+def crash_text(note: Path) -> str:
+    """What the crash file beside a server's note says ("" if nothing)."""
+    try:
+        return note.with_suffix(".crash").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
 def crash_report(base_url: str | None) -> str | None:
     """One line saying that the offline server at ``base_url`` crashed, with the signal and the log
     file; None when no offline server was registered there, or it is still running, or another
@@ -224,12 +275,20 @@ def crash_report(base_url: str | None) -> str | None:
     if listening(address.hostname, address.port):
         return None
     note = note_path(address.port)
-    try:
-        crash_text = note.with_suffix(".crash").read_text(errors="replace")
-    except OSError:
-        crash_text = ""
-    how = fatal_signal(crash_text)
-    died = f"crashed: {how}" if how else "stopped without a word (killed, e.g. SIGKILL by the out-of-memory killer?)"
+    how = fatal_signal(crash_text(note))
+    deadline = time.monotonic() + REAPER_SECONDS
+    while how is None and time.monotonic() < deadline:  # its parent may be writing how it ended (record_exit)
+        time.sleep(0.1)
+        how = fatal_signal(crash_text(note))
+    if how is None:
+        died = (
+            "stopped without a word: killed by a signal it could not name (SIGKILL, e.g. by the out-of-memory "
+            "killer, or a crash in several threads at once; the terminal that ran it says which)"
+        )
+    elif how.startswith("SIGKILL"):
+        died = f"was killed: {how} (e.g. by the out-of-memory killer)"
+    else:
+        died = f"crashed: {how}"
     log = record.get("log") or str(note.with_suffix(".crash"))
     rebuild = python_command("llmops_project/local_llm/install.py", "--rebuild")
     return (
