@@ -491,7 +491,7 @@ def test_a_server_killed_without_a_word_is_still_named(tmp_path, monkeypatch):
 
 
 # Several threads crashing at once can leave faulthandler no time to write (the native build's server
-# on a Xeon with AMX: an empty crash file in one of two runs). The stand-in: faulthandler off, then SIGSEGV.
+# on a Xeon with AMX: an empty crash file in two of five runs). The stand-in: faulthandler off, then SIGSEGV.
 SILENT = "import faulthandler; faulthandler.disable()"
 
 

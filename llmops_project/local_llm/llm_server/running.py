@@ -117,16 +117,15 @@ def record_exit(port: int, pid: int, returncode: int) -> None:
     signal (or a Windows exception) and faulthandler wrote nothing. That happens when several threads
     crash at once: the first one's handler gives the signal back its default action, and the second
     one's fault ends the process before a word is written (the native build's server on a Xeon with
-    AMX, 2026-12-07: its crash file was empty in one of two runs). Only the process that started the
+    AMX, 2026-12-07: its crash file was empty in two of five runs). Only the process that started the
     server learns its exit status; this is what it knows, in the line ``fatal_signal`` reads."""
     how = crash_name(returncode)
     note = note_path(port)
     try:
         if how is None or json.loads(note.read_text()).get("pid") != pid:  # an exit, or a normal stop
             return
-        crash = note.with_suffix(".crash")
-        if fatal_signal(crash.read_text(errors="replace")) is None:
-            with open(crash, "a") as written:
+        if fatal_signal(crash_text(note)) is None:
+            with open(note.with_suffix(".crash"), "a") as written:
                 written.write(f"{ENDED_BY}: {how}\n")
     except (OSError, ValueError):
         pass
