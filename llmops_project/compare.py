@@ -9,9 +9,11 @@ Every candidate (template x model x max_tokens) answers the same questions in a 
 own (THE generation loop, quiz/generation.py) and is judged by the scorers of evaluate_responses.py;
 each is also an app version (a LoggedModel, UI: the experiment's Versions tab) its traces link to.
 Which scorers may decide is quiz/decision.py's rule: the code scorers, and the judges that a review
-(-e review) measured as agreeing with the humans; the others are shown, and set aside with the
-reason. ``-P judges=aligned`` puts the judges that ``align`` taught in place of the talk's judges of
-the same criteria, under the same rule (trusted only as measured on align's held-out answers).
+(-e review) measured as agreeing with the humans. The others are set aside with the reason: a judge
+measured on enough answers and found wanting is not asked at all; one not yet measured on enough is
+asked and shown, not counted. ``-P judges=aligned`` puts the judges that ``align`` taught in place of
+the talk's judges of the same criteria, under the same rule (trusted only as measured on align's
+held-out answers).
 This run gets the comparison table, a chart and the decision; a clear winner's prompt version gets
 the alias @champion, moved only when it beat the champion, and the tag quiz.won_with: the model
 and max_tokens it won with (a comparison of budgets or models decides those, not the prompt).
@@ -55,7 +57,14 @@ def main() -> None:
         # Every candidate on the same questions with the same scorers, each in its nested run
         candidates = comparison.specs(prompts, args.models, args.max_tokens)
         results, figures, runs = comparison.run_candidates(
-            candidates, questions, scorers, system, (exam, version), args.temperature, args.seed, args.concurrency
+            candidates,
+            questions,
+            trust.asked(scorers),  # not the judges found wanting: they could decide nothing
+            system,
+            (exam, version),
+            args.temperature,
+            args.seed,
+            args.concurrency,
         )
 
         # The decision by the rule; the table, the chart and the decision on this run

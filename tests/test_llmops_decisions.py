@@ -103,14 +103,33 @@ def test_code_scorers_are_trusted_and_a_judge_only_when_measured_well_enough():
     assert good.kept == [*CODE, "correctness"]
     assert good.why_kept["correctness"] == f"kappa 0.40 on {decision.MIN_LABELLED} answers"
     at_chance = decision.trusted(SCORERS, measured("correctness", 0.0, 12)).set_aside["correctness"]
-    assert at_chance == f"kappa 0.00 on 12 answers (needs >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED})"
+    needs = f"(needs >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED})"
+    assert at_chance == f"kappa 0.00 on 12 answers {needs}; not asked"
     too_few = decision.trusted(SCORERS, measured("correctness", 1.0, decision.MIN_LABELLED - 1)).set_aside
-    assert too_few["correctness"].startswith(f"kappa 1.00 on {decision.MIN_LABELLED - 1} answers (needs")
+    assert too_few["correctness"] == f"kappa 1.00 on {decision.MIN_LABELLED - 1} answers {needs}"  # still asked
     undefined = decision.trusted(SCORERS, measured("english", None, 20)).set_aside
-    assert undefined["english"].startswith("kappa n/a on 20 answers")
+    assert undefined["english"] == f"kappa n/a on 20 answers {needs}; not asked"
     # Measured with another judge model: not evidence for this one.
     other_model = decision.trusted(SCORERS, measured("correctness", 0.9, 20, model="openai:/gpt-5-mini"))
     assert other_model.set_aside["correctness"] == NEVER_REVIEWED
+
+
+def test_a_judge_found_wanting_is_not_asked_and_one_not_yet_measured_is_asked_but_not_counted():
+    """compare runs ``trust.asked``: the code scorers and trusted judges (they decide), the advisory
+    judges (never measured, or on too few answers: shown), never a judge that enough labels showed
+    to agree no better than chance, whose verdicts could only cost calls."""
+    by_name = {s.name: s for s in SCORERS}
+    measurements = {
+        **measured("correctness", 0.9, decision.MIN_LABELLED),  # trusted
+        **measured("english", 0.0, decision.MIN_LABELLED),  # found wanting
+        **measured("relevance_to_query", None, 20),  # kappa undefined on enough answers: found wanting too
+        **measured("reference_to_definition", 0.0, decision.MIN_LABELLED - 1),  # too few to tell
+    }
+    trust = decision.trusted(SCORERS, measurements)
+    asked = [s.name for s in trust.asked(SCORERS)]
+    assert asked == [name for name in by_name if name not in ("english", "relevance_to_query")]
+    assert set(trust.advisory) == {"reference_to_definition", "software_engineering_related"}  # never reviewed
+    assert trust.kept == [*CODE, "correctness"]
 
 
 def test_a_kappa_of_exactly_the_threshold_is_trusted():
@@ -183,22 +202,27 @@ def test_the_printed_evidence_lines_up_with_an_aligned_judges_long_name():
 
 def test_the_chart_shows_the_decision_and_why_each_judge_was_set_aside():
     """comparison.png tells what comparison.csv and the run's tags tell: the decision, and each judge
-    set aside with its reason (the threshold once, in the legend's title)."""
+    set aside with its reason (the threshold once, in the legend's title): an advisory one's bars
+    hatched, one not asked named with no bar."""
     (comparison,) = examples.load(PROJECT, "quiz.comparison")
     results = pd.DataFrame({"number": [1, 2], "english/value": ["yes", "no"], "enough_words/value": ["yes", "yes"]})
     scorers = [s for s in SCORERS if s.name in ("english", "enough_words")]
     found = decision.candidate("basic @ m", "basic", 1, "m", 500, results, scorers, [1, 2], [])
-    reason = "kappa 0.00 on 8 answers (needs >= 0.4 on >= 8)"
-    trust = decision.Trust(kept=["enough_words"], set_aside={"english": reason})
+    aside = {"english": "kappa 0.00 on 4 answers (needs >= 0.4 on >= 8)"}
+    aside["correctness"] = "kappa 0.00 on 8 answers (needs >= 0.4 on >= 8); not asked"
+    trust = decision.Trust(kept=["enough_words"], set_aside=aside, advisory=["english"])
     table = decision.comparison_table([found], {"basic @ m": {}}, trust)
 
     axes = comparison.chart(table, trust, "no clear winner").axes[0]
     legend = axes.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == [
         "overall_score",
-        "english: set aside, kappa 0.00 on 8 answers",
+        "english: set aside, kappa 0.00 on 4 answers",
         "enough_words",
+        "correctness: set aside, kappa 0.00 on 8 answers, not asked",
     ]
+    assert [bar.get_hatch() for bar in axes.containers[1]] == ["//"]  # english's: shown, not counted
+    assert "correctness/mean" not in table
     assert legend.get_title().get_text() == (
         f"judges are trusted at kappa >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED} answers"
     )
@@ -508,8 +532,19 @@ def test_a_judge_review_trusts_decides_and_the_same_judge_at_kappa_0_is_set_asid
     aside = run_script(mlflow_store, compare, *options, env=where).run
     assert aside.data.params["trusted_scorers"] == "enough_words not_too_many_words"
     assert aside.data.tags["set_aside.correctness"] == (
-        f"kappa 0.00 on 8 answers (needs >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED})"
+        f"kappa 0.00 on 8 answers (needs >= {decision.MIN_KAPPA} on >= {decision.MIN_LABELLED}); not asked"
     )
+    # Not asked: no correctness verdict on any answer of either candidate; the unreviewed judges still are
+    table = artifact_table(aside, "comparison.csv")
+    assert "correctness/mean" not in table
+    assert "english/mean" in table
+    for child in mlflow_store.client.search_runs(
+        [aside.info.experiment_id], f"tags.mlflow.parentRunId = '{aside.info.run_id}'"
+    ):
+        assert child.data.metrics["judge_calls"] == 6 * (len(JUDGES) - 1)
+        judged = {a.name for t in traces_of(child) for a in t.info.assessments}
+        assert "correctness" not in judged
+        assert "english" in judged
     assert aside.data.tags["decision"] == "no clear winner"
     assert "is tied with" in aside.data.tags["decision_reason"]
     assert mlflow.genai.load_prompt("prompts:/practical@champion", cache_ttl_seconds=0).version == 1  # unchanged

@@ -42,11 +42,14 @@ def test_the_llm_half_runs_every_step_against_the_provider_the_environment_gives
     assert {"compare", "evaluate", "review-instructor", "optimize-champion"} <= {r.info.run_name for r in runs}
     assert module_store.client.get_prompt_version_by_alias("basic", "production")
     # review measured the judges first (8 labelled answers; the test server's judges, saying yes to all, no
-    # better than chance); compare set them aside and decided on the code scorers: the 8-token budget cuts
-    # every answer short of enough_words' 10 words.
+    # better than chance); compare set them aside, did not ask them, and decided on the code scorers: the
+    # 8-token budget cuts every answer short of enough_words' 10 words.
     [compare] = [r for r in runs if r.info.run_name == "compare"]
     assert compare.data.params["judges"] == "talk"
     assert compare.data.tags["set_aside.correctness"].startswith("kappa ")  # measured by the walk's review
+    assert compare.data.tags["set_aside.correctness"].endswith("; not asked")
+    candidates = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == compare.info.run_id]
+    assert [r.data.metrics["judge_calls"] for r in candidates] == [0, 0]
     assert compare.data.tags["decision"] == "winner: basic @ gpt-4.1-mini (500 tokens)"
     assert compare.data.params["trusted_scorers"] == "enough_words not_too_many_words"
     # align taught correctness the instructor's labels (MemAlign, through the provider's embeddings) and

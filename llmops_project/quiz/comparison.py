@@ -155,8 +155,9 @@ def shown(metrics: dict, summary: dict) -> dict:
 
 def chart(table: pd.DataFrame, trust: decision.Trust, decision_text: str | None = None):
     """Pass rate per scorer and overall score, one group of bars per candidate, under the decision
-    (``decision_text``); the judges ``trust`` set aside are hatched, each with its reason in the
-    legend ("never reviewed", "kappa 0.00 on 8 answers")."""
+    (``decision_text``); the judges ``trust`` set aside are named in the legend with their reason:
+    hatched bars for those still asked ("never reviewed"), no bars for those not asked ("kappa 0.00
+    on 8 answers")."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no window
@@ -179,12 +180,19 @@ def chart(table: pd.DataFrame, trust: decision.Trust, decision_text: str | None 
             hatch="//" if aside else None,
             alpha=0.45 if aside else 1.0,
         )
+    for name, reason in reasons.items():  # a judge not asked: a legend entry with no bar
+        if f"{name}/mean" not in table:
+            axes.plot([], [], " ", label=f"{name}: set aside, {reason.split(' (')[0]}, {decision.NOT_ASKED}")
     axes.set_xticks([x + 0.4 - width / 2 for x in range(len(table))], labels)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("pass rate / score")
     title = "Same questions; overall score on the trusted scorers only"
     axes.set_title(title + (f"\nDecision: {decision_text}" if decision_text else ""), fontsize=10)
+    handles, names = axes.get_legend_handles_labels()
+    bars_first = sorted(range(len(names)), key=lambda i: names[i].endswith(decision.NOT_ASKED))
     axes.legend(
+        [handles[i] for i in bars_first],
+        [names[i] for i in bars_first],
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1, 1),

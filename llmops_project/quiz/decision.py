@@ -9,8 +9,15 @@ The evidence: every candidate is scored by the same scorers, but not every score
   ``review`` that measured it in the experiment, the same judge name with the same judge model,
   found it agreeing with the human labels beyond chance: Cohen's kappa >= ``MIN_KAPPA`` on at
   least ``MIN_LABELLED`` labelled answers.
-* A judge that no review has measured is *advisory until reviewed*: its verdicts are shown beside
-  the others (the pass rates, the chart), never counted.
+* A judge measured on enough answers and found wanting (kappa below ``MIN_KAPPA``, or undefined:
+  the human and the judge always said the same thing) is set aside and *not asked* by ``compare``:
+  its verdicts could decide nothing, and each would cost a judge call (a paid one online; 1.5 s of
+  the offline model). What it says of a candidate's answers, ``evaluate_responses`` still shows
+  (``-P generation_run_id=`` the candidate's run).
+* A judge that no review has measured, or only on fewer than ``MIN_LABELLED`` answers, is
+  *advisory until reviewed*: asked, its verdicts shown beside the others (the pass rates, the
+  chart, hatched), never counted. A review on enough answers decides whether it counts or is no
+  longer asked.
 * An *aligned* judge (``align``: a judge taught by a reviewer's labels, registered in the experiment
   as ``<judge>_aligned_to_<reviewer>``; ``compare -P judges=aligned``) is a judge like any other, by
   its own name and model. Its measurement is the one ``align`` makes on the labelled answers it
@@ -57,6 +64,7 @@ MIN_LABELLED = 8
 PASS_WORDS = frozenset({"yes", "y", "true", "pass", "passed", "1"})
 FAIL_WORDS = frozenset({"no", "n", "false", "fail", "failed", "0"})
 PASSING = {True, *PASS_WORDS}  # what a passed verdict looks like (True is also 1 and 1.0)
+NOT_ASKED = "not asked"  # the end of the reason of a judge measured and found wanting
 
 RULE = (
     f"scorers: code scorers, and judges measured (by review, or on align's held-out answers) at kappa >= {MIN_KAPPA} "
@@ -94,11 +102,18 @@ class Measurement:
 
 @dataclass
 class Trust:
-    """The scorers a decision may use (``kept``) and, for every judge set aside, why."""
+    """The scorers a decision may use (``kept``) and, for every judge set aside, why; of those, the
+    ``advisory`` ones (not measured on enough answers) are still asked, shown and not counted."""
 
     kept: list[str]
     set_aside: dict[str, str] = field(default_factory=dict)
     why_kept: dict[str, str] = field(default_factory=dict)
+    advisory: list[str] = field(default_factory=list)
+
+    def asked(self, scorers) -> list:
+        """The scorers a comparison runs: the trusted ones and the advisory ones; not the judges a
+        measurement found wanting."""
+        return [s for s in scorers if s.name in self.kept or s.name in self.advisory]
 
     def lines(self) -> list[str]:
         """One line per scorer, trusted first: what the output prints."""
@@ -142,17 +157,22 @@ def trusted(scorers, measurements: dict[tuple[str, str], Measurement]) -> Trust:
         measured = measurements.get((scorer.name, judge_model(scorer)))
         if measured is None:
             trust.set_aside[scorer.name] = "never reviewed (advisory until a review measures it)"
+            trust.advisory.append(scorer.name)
             continue
         if measured.labelled == 0:  # an aligned judge whose latest alignment did not measure it
             trust.set_aside[scorer.name] = f"not measured since its latest alignment (run {measured.run_id[:8]})"
+            trust.advisory.append(scorer.name)
             continue
         kappa = "n/a" if measured.kappa is None else f"{measured.kappa:.2f}"
         found = f"kappa {kappa} on {measured.labelled} answers"
         if trustworthy(measured):
             trust.kept.append(scorer.name)
             trust.why_kept[scorer.name] = found
-        else:
+        elif measured.labelled < MIN_LABELLED:  # too few answers to tell either way: advisory
             trust.set_aside[scorer.name] = f"{found} (needs >= {MIN_KAPPA} on >= {MIN_LABELLED})"
+            trust.advisory.append(scorer.name)
+        else:  # enough answers, and no better than chance: compare does not ask it
+            trust.set_aside[scorer.name] = f"{found} (needs >= {MIN_KAPPA} on >= {MIN_LABELLED}); {NOT_ASKED}"
     return trust
 
 
