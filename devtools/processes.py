@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,11 +20,34 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+# Under pytest-xdist each worker (PYTEST_XDIST_WORKER: gw0, gw1, ...) takes its servers' ports from a
+# block of its own, below every OS's range of ephemeral ports (Linux 32768-60999, macOS and Windows
+# 49152-65535). A port the kernel calls free is free only until someone binds it: two workers could
+# be told the same one, and the second worker's stack then took the first worker's server, which
+# answered its health check, for its own (a test reached a server that was gone by its next request).
+PORT_BLOCK_START = 20000
+PORT_BLOCK_SIZE = 500  # ports per worker; 24 workers fit below 32768
+_next_port = itertools.count(random.randrange(PORT_BLOCK_SIZE))  # a child process starts elsewhere in the block
+
+
 def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now (for servers the tools start)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A TCP port that is free on 127.0.0.1 right now (for servers the tools start); under pytest-xdist,
+    one of this worker's block, which no other worker and no outgoing connection is ever given."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.removeprefix("gw").isdigit():
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+    start = PORT_BLOCK_START + PORT_BLOCK_SIZE * (int(worker.removeprefix("gw")) % 24)
+    for _ in range(PORT_BLOCK_SIZE):
+        port = start + next(_next_port) % PORT_BLOCK_SIZE
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # a server of this worker still holds it
+                continue
+            return port
+    raise RuntimeError(f"no free port in {start}-{start + PORT_BLOCK_SIZE - 1} (pytest-xdist worker {worker})")
 
 
 def venv_on_path() -> dict[str, str]:

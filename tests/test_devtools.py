@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -76,5 +77,24 @@ def test_the_test_server_answers_plain_judge_and_failing_requests():
 
 def test_free_port_and_load_average_are_usable():
     assert 1024 <= free_port() <= 65535
+
+
+def test_each_xdist_worker_takes_ports_from_a_block_of_its_own_and_skips_one_in_use(monkeypatch):
+    """Two workers are never given the same port, nor one the kernel gives out for connections."""
+    from devtools import processes
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
+    start = processes.PORT_BLOCK_START + 2 * processes.PORT_BLOCK_SIZE
+    block = range(start, start + processes.PORT_BLOCK_SIZE)
+    first = free_port()
+    assert first in block
+    with socket.socket() as held:  # a server of this worker holds the next port of the block
+        taken = start + (first - start + 1) % processes.PORT_BLOCK_SIZE
+        held.bind(("127.0.0.1", taken))
+        second = free_port()
+    assert second in block
+    assert second not in (first, taken)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    assert free_port() in range(processes.PORT_BLOCK_START, start)
     figures = load_average().split()
     assert figures == ["n/a"] or len(figures) == 3 and all(float(x) >= 0 for x in figures)
