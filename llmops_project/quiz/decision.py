@@ -318,7 +318,7 @@ def decide(candidates: list[Candidate], trust: Trust) -> Decision:
 
 
 def comparison_table(candidates: list[Candidate], metrics: dict[str, dict], trust: Trust) -> pd.DataFrame:
-    """One row per candidate: overall score (on the trusted scorers), every scorer's pass rate, its
+    """One row per candidate: overall score (on the trusted scorers), the pass rate of every scorer asked, its
     run's figures (tokens, cost, latency), failed questions and judge errors, and which evidence the
     decision used and set aside."""
     rows = []
