@@ -26,7 +26,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # be told the same one, and the second worker's stack then took the first worker's server, which
 # answered its health check, for its own (a test reached a server that was gone by its next request).
 PORT_BLOCK_START = 20000
-PORT_BLOCK_SIZE = 500  # ports per worker; 24 workers fit below 32768
+PORT_BLOCK_SIZE = 500  # ports per worker
+PORT_BLOCKS = (32768 - PORT_BLOCK_START) // PORT_BLOCK_SIZE  # 25 blocks below the lowest ephemeral port
 _next_port = itertools.count(random.randrange(PORT_BLOCK_SIZE))  # a child process starts elsewhere in the block
 
 
@@ -34,11 +35,12 @@ def free_port() -> int:
     """A TCP port that is free on 127.0.0.1 right now (for servers the tools start); under pytest-xdist,
     one of this worker's block, which no other worker and no outgoing connection is ever given."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if not worker.removeprefix("gw").isdigit():
+    number = worker.removeprefix("gw")
+    if not number.isdigit():
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
-    start = PORT_BLOCK_START + PORT_BLOCK_SIZE * (int(worker.removeprefix("gw")) % 24)
+    start = PORT_BLOCK_START + PORT_BLOCK_SIZE * (int(number) % PORT_BLOCKS)
     for _ in range(PORT_BLOCK_SIZE):
         port = start + next(_next_port) % PORT_BLOCK_SIZE
         with socket.socket() as probe:
