@@ -48,7 +48,7 @@ def main() -> None:
             scorers = alignment.with_aligned(scorers, run.info.experiment_id)
         trust = decision.trusted(scorers, labels.measurements(run.info.experiment_id))
         comparison.log_trust(trust)
-        trusted = [s for s in scorers if s.name in trust.kept]
+        trusted = trust.counted(scorers)
 
         # The slide's call: MLflow rewrites the template on the train questions, and registers the result
         client = provider.openai_client()

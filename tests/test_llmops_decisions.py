@@ -130,6 +130,7 @@ def test_a_judge_found_wanting_is_not_asked_and_one_not_yet_measured_is_asked_bu
     assert asked == [name for name in by_name if name not in ("english", "relevance_to_query")]
     assert set(trust.advisory) == {"reference_to_definition", "software_engineering_related"}  # never reviewed
     assert trust.kept == [*CODE, "correctness"]
+    assert [s.name for s in trust.counted(SCORERS)] == trust.kept  # what optimize learns from and decides on
 
 
 def test_a_kappa_of_exactly_the_threshold_is_trusted():

@@ -115,6 +115,10 @@ class Trust:
         measurement found wanting."""
         return [s for s in scorers if s.name in self.kept or s.name in self.advisory]
 
+    def counted(self, scorers) -> list:
+        """The scorers a decision counts, and an optimizer may learn from: the trusted ones only."""
+        return [s for s in scorers if s.name in self.kept]
+
     def lines(self) -> list[str]:
         """One line per scorer, trusted first: what the output prints."""
         width = max([30, *map(len, [*self.kept, *self.set_aside])])  # an aligned judge's name is longer
