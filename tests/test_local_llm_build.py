@@ -460,7 +460,10 @@ def dying_server(tmp_path, port: int, how: str = "SIGSEGV", before_dying: str = 
     code = DYING_SERVER.format(local_llm=str(LOCAL_LLM), port=port, log=str(log), signal=how, before_dying=before_dying)
     with open(log, "w") as output:
         server = subprocess.Popen([sys.executable, "-c", code], stdout=output, stderr=subprocess.STDOUT)
-        running.reap(server, port) if reap else server.wait(timeout=60)
+        if reap:
+            running.reap(server, port)
+        else:
+            server.wait(timeout=60)
     assert server.returncode == -getattr(signal, how), log.read_text()
     return log
 
