@@ -118,7 +118,6 @@ def test_a_judge_found_wanting_is_not_asked_and_one_not_yet_measured_is_asked_bu
     """compare runs ``trust.asked``: the code scorers and trusted judges (they decide), the advisory
     judges (never measured, or on too few answers: shown), never a judge that enough labels showed
     to agree no better than chance, whose verdicts could only cost calls."""
-    by_name = {s.name: s for s in SCORERS}
     measurements = {
         **measured("correctness", 0.9, decision.MIN_LABELLED),  # trusted
         **measured("english", 0.0, decision.MIN_LABELLED),  # found wanting
@@ -127,7 +126,7 @@ def test_a_judge_found_wanting_is_not_asked_and_one_not_yet_measured_is_asked_bu
     }
     trust = decision.trusted(SCORERS, measurements)
     asked = [s.name for s in trust.asked(SCORERS)]
-    assert asked == [name for name in by_name if name not in ("english", "relevance_to_query")]
+    assert asked == [s.name for s in SCORERS if s.name not in ("english", "relevance_to_query")]
     assert set(trust.advisory) == {"reference_to_definition", "software_engineering_related"}  # never reviewed
     assert trust.kept == [*CODE, "correctness"]
     assert [s.name for s in trust.counted(SCORERS)] == trust.kept  # what optimize learns from and decides on

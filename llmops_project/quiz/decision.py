@@ -172,11 +172,13 @@ def trusted(scorers, measurements: dict[tuple[str, str], Measurement]) -> Trust:
         if trustworthy(measured):
             trust.kept.append(scorer.name)
             trust.why_kept[scorer.name] = found
-        elif measured.labelled < MIN_LABELLED:  # too few answers to tell either way: advisory
-            trust.set_aside[scorer.name] = f"{found} (needs >= {MIN_KAPPA} on >= {MIN_LABELLED})"
+            continue
+        reason = f"{found} (needs >= {MIN_KAPPA} on >= {MIN_LABELLED})"
+        if measured.labelled < MIN_LABELLED:  # too few answers to tell either way: advisory
+            trust.set_aside[scorer.name] = reason
             trust.advisory.append(scorer.name)
         else:  # enough answers, and no better than chance: compare does not ask it
-            trust.set_aside[scorer.name] = f"{found} (needs >= {MIN_KAPPA} on >= {MIN_LABELLED}); {NOT_ASKED}"
+            trust.set_aside[scorer.name] = f"{reason}; {NOT_ASKED}"
     return trust
 
 
