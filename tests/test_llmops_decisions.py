@@ -128,6 +128,7 @@ def test_a_judge_found_wanting_is_not_asked_and_one_not_yet_measured_is_asked_bu
     asked = [s.name for s in trust.asked(SCORERS)]
     assert asked == [s.name for s in SCORERS if s.name not in ("english", "relevance_to_query")]
     assert set(trust.advisory) == {"reference_to_definition", "software_engineering_related"}  # never reviewed
+    assert list(trust.not_asked()) == ["english", "relevance_to_query"]  # what the chart shows with no bar
     assert trust.kept == [*CODE, "correctness"]
     assert [s.name for s in trust.counted(SCORERS)] == trust.kept  # what optimize learns from and decides on
 

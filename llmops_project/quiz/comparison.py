@@ -162,37 +162,36 @@ def chart(table: pd.DataFrame, trust: decision.Trust, decision_text: str | None 
 
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    reasons = trust.set_aside
     columns = ["overall_score"] + [c for c in table.columns if c.endswith("/mean")]
     labels = [name.replace(" @ ", "\n").replace(" (", "\n(") for name in table["candidate"]]
     figure, axes = plt.subplots(figsize=(3.5 + 2.4 * len(table), 4.8))
     width = 0.8 / len(columns)
     for i, column in enumerate(columns):
         name = column.removesuffix("/mean")
-        aside = name in reasons
+        aside = name in trust.set_aside
         axes.bar(
             [x + i * width for x in range(len(table))],
             table[column].fillna(0).tolist(),
             width,
             # the reason without its threshold, which the legend's title gives once
-            label=f"{name}: set aside, {reasons[name].split(' (')[0]}" if aside else name,
+            label=f"{name}: set aside, {trust.set_aside[name].split(' (')[0]}" if aside else name,
             hatch="//" if aside else None,
             alpha=0.45 if aside else 1.0,
         )
-    for name, reason in reasons.items():  # a judge not asked: a legend entry with no bar
-        if f"{name}/mean" not in table:
-            axes.plot([], [], " ", label=f"{name}: set aside, {reason.split(' (')[0]}, {decision.NOT_ASKED}")
     axes.set_xticks([x + 0.4 - width / 2 for x in range(len(table))], labels)
     axes.set_ylim(0, 1.05)
     axes.set_ylabel("pass rate / score")
     title = "Same questions; overall score on the trusted scorers only"
     axes.set_title(title + (f"\nDecision: {decision_text}" if decision_text else ""), fontsize=10)
     handles, names = axes.get_legend_handles_labels()
-    bars_first = sorted(range(len(names)), key=lambda i: names[i].endswith(decision.NOT_ASKED))
+    for name, reason in trust.not_asked().items():  # no bar: a legend entry after the bars
+        handles.append(Line2D([], [], linestyle="none"))
+        names.append(f"{name}: set aside, {reason.split(' (')[0]}, {decision.NOT_ASKED}")
     axes.legend(
-        [handles[i] for i in bars_first],
-        [names[i] for i in bars_first],
+        handles,
+        names,
         fontsize=7,
         loc="upper left",
         bbox_to_anchor=(1, 1),

@@ -115,6 +115,10 @@ class Trust:
         measurement found wanting."""
         return [s for s in scorers if s.name in self.kept or s.name in self.advisory]
 
+    def not_asked(self) -> dict[str, str]:
+        """The judges set aside and not asked (measured on enough answers and found wanting), with why."""
+        return {name: reason for name, reason in self.set_aside.items() if name not in self.advisory}
+
     def counted(self, scorers) -> list:
         """The scorers a decision counts, and an optimizer may learn from: the trusted ones only."""
         return [s for s in scorers if s.name in self.kept]
