@@ -168,6 +168,10 @@ def chart(table: pd.DataFrame, trust: decision.Trust, decision_text: str | None 
     labels = [name.replace(" @ ", "\n").replace(" (", "\n(") for name in table["candidate"]]
     figure, axes = plt.subplots(figsize=(3.5 + 2.4 * len(table), 4.8))
     width = 0.8 / len(columns)
+
+    def set_aside(name: str) -> str:  # the reason without its threshold, which the legend's title gives once
+        return f"{name}: set aside, {trust.set_aside[name].split(' (')[0]}"
+
     for i, column in enumerate(columns):
         name = column.removesuffix("/mean")
         aside = name in trust.set_aside
@@ -175,8 +179,7 @@ def chart(table: pd.DataFrame, trust: decision.Trust, decision_text: str | None 
             [x + i * width for x in range(len(table))],
             table[column].fillna(0).tolist(),
             width,
-            # the reason without its threshold, which the legend's title gives once
-            label=f"{name}: set aside, {trust.set_aside[name].split(' (')[0]}" if aside else name,
+            label=set_aside(name) if aside else name,
             hatch="//" if aside else None,
             alpha=0.45 if aside else 1.0,
         )
@@ -186,9 +189,9 @@ def chart(table: pd.DataFrame, trust: decision.Trust, decision_text: str | None 
     title = "Same questions; overall score on the trusted scorers only"
     axes.set_title(title + (f"\nDecision: {decision_text}" if decision_text else ""), fontsize=10)
     handles, names = axes.get_legend_handles_labels()
-    for name, reason in trust.not_asked().items():  # no bar: a legend entry after the bars
+    for name in trust.not_asked():  # no bar: a legend entry after the bars
         handles.append(Line2D([], [], linestyle="none"))
-        names.append(f"{name}: set aside, {reason.split(' (')[0]}, {decision.NOT_ASKED}")
+        names.append(f"{set_aside(name)}, {decision.NOT_ASKED}")
     axes.legend(
         handles,
         names,
